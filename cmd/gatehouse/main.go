@@ -1,0 +1,180 @@
+// Command gatehouse is the Gatehouse server and its operator CLI:
+//
+//	gatehouse serve          run the server (zero configuration: SQLite in ./gatehouse-data)
+//	gatehouse migrate        apply the embedded schema migrations and exit
+//	gatehouse users import   create users from JSON lines with imported password hashes
+//	gatehouse version        print the version
+//
+// Every flag can also be set with an environment variable GATEHOUSE_<NAME>
+// (e.g. --data-dir is GATEHOUSE_DATA_DIR); a flag on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gatehouse-auth/gatehouse/internal/account"
+	"github.com/gatehouse-auth/gatehouse/internal/app"
+	"github.com/gatehouse-auth/gatehouse/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  serve          run the server
+  migrate        apply database migrations and exit
+  users import   import users from JSON lines (file argument or stdin)
+  version        print the version
+
+Run "gatehouse <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stderr)
+	case "users":
+		if len(args) < 2 || args[1] != "import" {
+			return errors.New(`usage: gatehouse users import [flags] [file.jsonl]`)
+		}
+		return importUsers(ctx, args[2:], stdin, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "gatehouse", version)
+		return nil
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.ServeFlags(fs, &cfg)
+	if err := config.Parse(fs, args, config.LookupEnv); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	srv, err := app.New(ctx, cfg, log, app.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	backend := "sqlite"
+	if cfg.Database != "" {
+		backend = "postgres"
+	}
+	log.Info("gatehouse listening",
+		slog.String("addr", ln.Addr().String()),
+		slog.String("public_url", cfg.BaseURL()),
+		slog.String("database", backend),
+		slog.Bool("redis", cfg.Redis != ""),
+		slog.Bool("dev", cfg.Dev),
+		slog.String("version", version))
+	if err := srv.Run(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("gatehouse stopped")
+	return nil
+}
+
+func migrate(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.StorageFlags(fs, &cfg)
+	if err := config.Parse(fs, args, config.LookupEnv); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	db, err := app.OpenStore(ctx, &cfg, false, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	log.Info("migrations applied", slog.String("database", db.Dialect()))
+	return nil
+}
+
+func importUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("users import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.StorageFlags(fs, &cfg)
+	if err := config.Parse(fs, args, config.LookupEnv); err != nil {
+		return err
+	}
+	in := stdin
+	if fs.NArg() > 0 {
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	db, err := app.OpenStore(ctx, &cfg, true, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := account.Import(ctx, db, in, nil)
+	for _, e := range res.Errors {
+		fmt.Fprintln(stderr, e)
+	}
+	fmt.Fprintf(stdout, "imported %d, skipped %d (already registered), failed %d\n", res.Imported, res.Skipped, len(res.Errors))
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		return fmt.Errorf("%d lines failed", len(res.Errors))
+	}
+	return nil
+}

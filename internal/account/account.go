@@ -1,0 +1,417 @@
+// Package account owns accounts and password sign-in: sign-up, sign-in,
+// the caller's profile, password change and step-up re-authentication, the
+// e-mail normalization that makes addresses unique, and the import of users
+// with hashes from another system.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
+)
+
+// Throttle classes used by this package; their limits are configured in
+// the composition root.
+const (
+	ClassLoginIP      = "login_ip"
+	ClassLoginAccount = "login_account"
+	ClassSignupIP     = "signup_ip"
+	ClassReauth       = "reauth_account"
+)
+
+// maxPasswordBytes bounds a password before any hashing (long-password DoS).
+const maxPasswordBytes = 1024
+
+// maxNameLen bounds the display name.
+const maxNameLen = 100
+
+// Hasher hashes and verifies passwords (password.Hasher).
+type Hasher interface {
+	Hash(ctx context.Context, pw string) (string, error)
+	Verify(ctx context.Context, pw, encoded string) (password.Result, error)
+	VerifyDummy(ctx context.Context, pw string) error
+}
+
+// Throttler counts attempts per key (throttle.Throttle).
+type Throttler interface {
+	Attempt(ctx context.Context, keys ...throttle.Key) time.Duration
+	Reset(ctx context.Context, keys ...throttle.Key)
+}
+
+// Handler serves the account endpoints.
+type Handler struct {
+	DB       store.Store
+	Sessions *session.Manager
+	Hasher   Hasher
+	Policy   password.Policy
+	Throttle Throttler
+	Log      *slog.Logger
+}
+
+// Register adds the account routes to mux.
+func (h *Handler) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
+	mux.Handle("POST /v1/signup", adapt(h.signup))
+	mux.Handle("POST /v1/login", adapt(h.login))
+	mux.Handle("GET /v1/me", adapt(session.Require(h.me)))
+	mux.Handle("POST /v1/password", adapt(session.Require(h.changePassword)))
+	mux.Handle("POST /v1/reauthenticate", adapt(session.Require(h.reauthenticate)))
+}
+
+// UserView is the JSON form of a user.
+type UserView struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	Name          string    `json:"name"`
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func viewOf(u *store.User) UserView {
+	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+}
+
+type signedIn struct {
+	User    UserView     `json:"user"`
+	Session session.View `json:"session"`
+}
+
+func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		Name     string `json:"name"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if wait := h.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassSignupIP, ID: httpx.ClientIP(r).String()}); wait > 0 {
+		return problem.RateLimited.WithRetryAfter(wait)
+	}
+	email, err := requiredEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if err := httpx.CheckString("name", req.Name, maxNameLen); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if err := h.checkPolicy(req.Password, email, name); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if existing, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.SignupEmailExists, existing.ID, ""))
+		return problem.EmailTaken
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("account: signup: %w", err)
+	}
+	hash, err := h.Hasher.Hash(ctx, req.Password)
+	if err != nil {
+		return hashProblem(err)
+	}
+	now := h.Sessions.Now()
+	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
+	err = h.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Users().CreateUser(ctx, u); err != nil {
+			return err
+		}
+		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.SignedUp, u.ID, s.ID))
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.EmailTaken
+	}
+	if err != nil {
+		return fmt.Errorf("account: signup: %w", err)
+	}
+	h.Sessions.SetCookie(w, token, s.ExpiresAt)
+	return httpx.WriteJSON(w, http.StatusCreated, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	email, err := requiredEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return problem.MissingField.WithDetail("Field \"password\" is required.").With("field", "password")
+	}
+	if len(req.Password) > maxPasswordBytes {
+		return problem.InvalidField.WithDetail("Field \"password\" is too long.").With("field", "password")
+	}
+	ctx := r.Context()
+	accountKey := throttle.Key{Class: ClassLoginAccount, ID: email.Key}
+	if wait := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: httpx.ClientIP(r).String()}, accountKey); wait > 0 {
+		e := audit.New(r, h.Sessions.Now(), audit.LoginThrottled, "", "")
+		if u, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+			e.UserID = u.ID
+		}
+		audit.Append(ctx, h.DB.Audit(), h.Log, e)
+		return problem.RateLimited.WithRetryAfter(wait)
+	}
+	u, err := h.DB.Users().UserByEmailKey(ctx, email.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		// Same work as a wrong password: no timing oracle on existence.
+		if err := h.Hasher.VerifyDummy(ctx, req.Password); err != nil {
+			return hashProblem(err)
+		}
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, "", ""), "email", email.Key))
+		return problem.InvalidCredentials
+	}
+	if err != nil {
+		return fmt.Errorf("account: login: %w", err)
+	}
+	newHash, err := h.verify(ctx, u, req.Password)
+	if errors.Is(err, errWrongPassword) {
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""))
+		return problem.InvalidCredentials
+	}
+	if err != nil {
+		return err
+	}
+	h.Throttle.Reset(ctx, accountKey)
+	prev, hadPrev := session.FromContext(ctx)
+	now := h.Sessions.Now()
+	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
+	var superseded bool
+	err = h.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := h.upgradeHash(ctx, tx, r, u, newHash, now); err != nil {
+			return err
+		}
+		if hadPrev {
+			// The browser's previous session is replaced, never promoted.
+			if superseded, err = tx.Sessions().RevokeSession(ctx, prev.Session.ID, now, session.ReasonSuperseded); err != nil {
+				return err
+			}
+		}
+		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.LoginSucceeded, u.ID, s.ID))
+	})
+	if err != nil {
+		return fmt.Errorf("account: login: %w", err)
+	}
+	if superseded {
+		h.Sessions.Revoked(ctx, prev.Session.ID)
+	}
+	h.Sessions.SetCookie(w, token, s.ExpiresAt)
+	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
+}
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(&p.User), h.Sessions.ViewOf(&p.Session, true)})
+}
+
+func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.CurrentPassword == "" || req.NewPassword == "" {
+		return problem.MissingField.WithDetail("Fields \"current_password\" and \"new_password\" are required.")
+	}
+	if err := h.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	u, err := h.DB.Users().UserByID(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("account: change password: %w", err)
+	}
+	if _, err := h.verifyStepUp(r, u, req.CurrentPassword, p.Session.ID); err != nil {
+		return err
+	}
+	email, _ := ParseEmail(u.Email)
+	if err := h.checkPolicy(req.NewPassword, email, u.Name); err != nil {
+		return err
+	}
+	hash, err := h.Hasher.Hash(ctx, req.NewPassword)
+	if err != nil {
+		return hashProblem(err)
+	}
+	now := h.Sessions.Now()
+	var revoked []string
+	err = h.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, hash, now); err != nil {
+			return err
+		}
+		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, p.Session.ID, now, session.ReasonPasswordChanged); err != nil {
+			return err
+		}
+		e := audit.New(r, now, audit.PasswordChanged, u.ID, p.Session.ID)
+		return tx.Audit().AppendEvent(ctx, audit.With(e, "revoked_sessions", strconv.Itoa(len(revoked))))
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.Conflict.WithDetail("The password was changed concurrently.")
+	}
+	if err != nil {
+		return fmt.Errorf("account: change password: %w", err)
+	}
+	h.Sessions.Revoked(ctx, revoked...)
+	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked_sessions": len(revoked)})
+}
+
+// reauthenticate is step-up: the password proves the user is present, the
+// session gets a new secret (the old cookie stops working) and a fresh
+// auth_time.
+func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return problem.MissingField.WithDetail("Field \"password\" is required.").With("field", "password")
+	}
+	ctx := r.Context()
+	u, err := h.DB.Users().UserByID(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("account: reauthenticate: %w", err)
+	}
+	newHash, err := h.verifyStepUp(r, u, req.Password, p.Session.ID)
+	if err != nil {
+		return err
+	}
+	now := h.Sessions.Now()
+	token := id.NewSecret(session.TokenPrefix)
+	err = h.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := h.upgradeHash(ctx, tx, r, u, newHash, now); err != nil {
+			return err
+		}
+		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, token.Hash(), now); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID))
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.Unauthenticated
+	}
+	if err != nil {
+		return fmt.Errorf("account: reauthenticate: %w", err)
+	}
+	h.Sessions.Revoked(ctx, p.Session.ID) // drops cached copies keyed by the old secret
+	s := p.Session
+	s.AuthTime = now
+	h.Sessions.SetCookie(w, token, s.ExpiresAt)
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
+}
+
+var errWrongPassword = errors.New("account: wrong password")
+
+// verify checks pw against u's hash. On success it returns the new hash to
+// store when the old one is not current (transparent rehash), or "".
+func (h *Handler) verify(ctx context.Context, u *store.User, pw string) (string, error) {
+	res, err := h.Hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		return "", hashProblem(err)
+	}
+	if !res.OK {
+		return "", errWrongPassword
+	}
+	if !res.NeedsRehash {
+		return "", nil
+	}
+	newHash, err := h.Hasher.Hash(ctx, pw)
+	if err != nil {
+		// The sign-in succeeded; the upgrade waits for the next one.
+		h.Log.WarnContext(ctx, "password rehash skipped", slog.String("user_id", u.ID), slog.Any("error", err))
+		return "", nil
+	}
+	return newHash, nil
+}
+
+// verifyStepUp verifies the password of an already signed-in user, throttled
+// per account so a stolen session cannot brute-force the password.
+func (h *Handler) verifyStepUp(r *http.Request, u *store.User, pw, sessionID string) (string, error) {
+	ctx := r.Context()
+	if len(pw) > maxPasswordBytes {
+		return "", problem.InvalidField.WithDetail("The password is too long.").With("field", "password")
+	}
+	key := throttle.Key{Class: ClassReauth, ID: u.ID}
+	if wait := h.Throttle.Attempt(ctx, key); wait > 0 {
+		return "", problem.RateLimited.WithRetryAfter(wait)
+	}
+	newHash, err := h.verify(ctx, u, pw)
+	if errors.Is(err, errWrongPassword) {
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.ReauthFailed, u.ID, sessionID))
+		return "", problem.IncorrectPassword
+	}
+	if err != nil {
+		return "", err
+	}
+	h.Throttle.Reset(ctx, key)
+	return newHash, nil
+}
+
+// upgradeHash stores a transparent rehash (compare-and-set: a concurrent
+// password change wins) and records it.
+func (h *Handler) upgradeHash(ctx context.Context, tx store.Tx, r *http.Request, u *store.User, newHash string, now time.Time) error {
+	if newHash == "" {
+		return nil
+	}
+	err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, newHash, now)
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.PasswordRehashed, u.ID, ""))
+}
+
+func (h *Handler) checkPolicy(pw string, email Email, name string) error {
+	context := append([]string{email.Local, email.Display, "gatehouse"}, strings.Fields(name)...)
+	err := h.Policy.Check(pw, context...)
+	var v *password.Violation
+	if errors.As(err, &v) {
+		return problem.WeakPassword.WithDetail("%s", v.Reason).With("reason", v.Code)
+	}
+	return err
+}
+
+func requiredEmail(s string) (Email, error) {
+	if s == "" {
+		return Email{}, problem.MissingField.WithDetail("Field \"email\" is required.").With("field", "email")
+	}
+	e, err := ParseEmail(s)
+	if err != nil {
+		return Email{}, problem.InvalidEmail
+	}
+	return e, nil
+}
+
+func hashProblem(err error) error {
+	if errors.Is(err, password.ErrOverloaded) {
+		return problem.Overloaded.WithRetryAfter(time.Second).Wrap(err)
+	}
+	return fmt.Errorf("account: password hashing: %w", err)
+}

@@ -1,0 +1,271 @@
+// Package app is the composition root: it builds the whole server from a
+// config.Config — storage, ephemeral state, password hashing, throttles,
+// sessions, routes and middleware — and runs it. Nothing imports it but
+// cmd/gatehouse and end-to-end tests.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/account"
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/password"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/secrets"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
+)
+
+// Server is a built Gatehouse: its HTTP handler and what it owns.
+type Server struct {
+	Handler  http.Handler
+	DB       store.Store
+	Sessions *session.Manager
+
+	cfg    config.Config
+	log    *slog.Logger
+	eph    ephemeral.Store
+	stop   context.CancelFunc
+	closed bool
+}
+
+// Options are the parts of a Server that tests replace.
+type Options struct {
+	// Now is the clock of security decisions (nil = time.Now).
+	Now func() time.Time
+}
+
+// OpenStore opens the configured database, creating the data directory
+// (mode 0700) for SQLite.
+func OpenStore(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logger) (*sqlstore.DB, error) {
+	if cfg.Database == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("app: create data dir: %w", err)
+		}
+	}
+	db, err := sqlstore.Open(ctx, cfg.DatabaseDSN(), sqlstore.Options{Migrate: migrate, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("app: open database: %w", err)
+	}
+	return db, nil
+}
+
+// New builds a Server. The caller must Close it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	params := password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: uint8(cfg.Argon2Threads), SaltLen: 16, KeyLen: 32}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("app: argon2 parameters: %w", err)
+	}
+	policy := password.Policy{MinLength: cfg.PasswordMinLength}
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("app: password policy: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: create data dir: %w", err)
+	}
+	peppers, err := secrets.LoadPeppers(cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	pp := make([]password.Pepper, len(peppers))
+	for i, p := range peppers {
+		pp[i] = password.Pepper{Version: p.Version, Key: p.Key}
+	}
+	hasher, err := password.NewHasher(password.Config{Params: params, Peppers: pp, MaxConcurrent: cfg.HashConcurrency})
+	if err != nil {
+		return nil, fmt.Errorf("app: password hasher: %w", err)
+	}
+
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	db, err := OpenStore(ctx, &cfg, true, log)
+	if err != nil {
+		return nil, err
+	}
+	s.DB = db
+	local := ephemeral.NewMemory(opts.Now)
+	s.eph = local
+	if cfg.Redis != "" {
+		if s.eph, err = ephemeral.NewRedis(ctx, cfg.Redis, cfg.RedisPrefix); err != nil {
+			return nil, fmt.Errorf("app: redis: %w", err)
+		}
+	}
+
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.Sessions = session.NewManager(session.Config{
+		IdleTimeout:  cfg.SessionIdleTimeout,
+		Lifetime:     cfg.SessionLifetime,
+		ReauthMaxAge: cfg.ReauthMaxAge,
+		CacheTTL:     cfg.SessionCacheTTL,
+		Secure:       !cfg.Dev,
+	}, db, s.eph, log, opts.Now)
+	if err := s.Sessions.Start(runCtx); err != nil {
+		return nil, fmt.Errorf("app: session invalidation bus: %w", err)
+	}
+
+	thr := throttle.New(map[string]throttle.Rule{
+		account.ClassLoginIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
+		account.ClassLoginAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		account.ClassReauth:       {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		account.ClassSignupIP:     {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow},
+	}, s.eph, local, log)
+
+	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Log: log}
+
+	adapt := func(h httpx.HandlerFunc) http.Handler { return httpx.Adapt(log, h) }
+	mux := http.NewServeMux()
+	accounts.Register(mux, adapt)
+	s.Sessions.Register(mux, adapt)
+	mux.Handle("GET /v1/activity", adapt(audit.ActivityHandler(db.Audit(), session.UserID)))
+	mux.Handle("GET /healthz", adapt(healthz))
+	mux.Handle("GET /readyz", adapt(s.readyz))
+
+	csrf, err := httpx.CrossOrigin(log, cfg.TrustedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	s.Handler = httpx.Chain(problemFallback(mux),
+		httpx.RequestID,
+		httpx.AccessLog(log),
+		httpx.SecurityHeaders(cfg.TLS()),
+		csrf,
+		s.Sessions.Authenticate,
+	)
+	return s, nil
+}
+
+// Run serves on ln until ctx is done, then drains in-flight requests for up
+// to the configured shutdown timeout.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("app: shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the store and the ephemeral state.
+func (s *Server) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.stop != nil {
+		s.stop()
+	}
+	var errs []error
+	if s.eph != nil {
+		errs = append(errs, s.eph.Close())
+	}
+	if s.DB != nil {
+		errs = append(errs, s.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) error {
+	return httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports each dependency; 503 if any is down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	check := func(name string, err error) {
+		if err != nil {
+			ok = false
+			checks[name] = "unavailable"
+			s.log.WarnContext(ctx, "readiness check failed", slog.String("dependency", name), slog.Any("error", err))
+			return
+		}
+		checks[name] = "ok"
+	}
+	check("store", s.DB.Ping(ctx))
+	if s.cfg.Redis != "" {
+		check("redis", s.eph.Ping(ctx))
+	}
+	status, code := "ok", http.StatusOK
+	if !ok {
+		status, code = "unavailable", http.StatusServiceUnavailable
+	}
+	return httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
+}
+
+// problemFallback renders the mux's own 404 and 405 answers as problems.
+func problemFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(&fallbackWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+type fallbackWriter struct {
+	http.ResponseWriter
+	r     *http.Request
+	wrote bool
+}
+
+func (f *fallbackWriter) WriteHeader(code int) {
+	if f.wrote {
+		return
+	}
+	f.wrote = true
+	p := problem.NotFound
+	if code == http.StatusMethodNotAllowed {
+		p = problem.MethodNotAllowed
+	}
+	problem.Write(f.ResponseWriter, f.r, nil, p)
+}
+
+func (f *fallbackWriter) Write(b []byte) (int, error) {
+	if !f.wrote {
+		f.WriteHeader(http.StatusNotFound)
+	}
+	return len(b), nil
+}

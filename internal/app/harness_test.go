@@ -1,0 +1,231 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/app"
+	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/testutil"
+)
+
+// fakeClock is the clock of security decisions in tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	t     testing.TB
+	srv   *app.Server
+	ts    *httptest.Server
+	clock *fakeClock
+	logs  *syncBuffer
+	cfg   config.Config
+}
+
+// backends lists the deployments every end-to-end test runs against:
+// embedded SQLite with in-process state, and PostgreSQL with Redis (skipped
+// when their test URLs are unset).
+var backends = []string{"sqlite", "postgres+redis"}
+
+// newHarness starts a real server (real store, real hashing) on a loopback
+// listener. mutate adjusts the configuration first.
+func newHarness(t testing.TB, backend string, mutate func(*config.Config)) *harness {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.HashConcurrency = 4
+	if backend == "postgres+redis" {
+		cfg.Database = testutil.PostgresURL(t)
+		cfg.Redis = testutil.RedisURL(t)
+		cfg.RedisPrefix = "gh_test_" + testutil.RandomHex(6) + ":"
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return startHarness(t, cfg)
+}
+
+func startHarness(t testing.TB, cfg config.Config) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: &fakeClock{t: time.Now().UTC()}, logs: &syncBuffer{}, cfg: cfg}
+	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := app.New(context.Background(), cfg, log, app.Options{Now: h.clock.Now})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	h.srv = srv
+	h.ts = httptest.NewServer(srv.Handler)
+	t.Cleanup(func() {
+		h.ts.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close server: %v", err)
+		}
+	})
+	return h
+}
+
+// client is one browser: it keeps the session cookie by hand so tests can
+// inspect and tamper with it.
+type client struct {
+	h       *harness
+	cookie  *http.Cookie
+	ua      string
+	headers map[string]string
+}
+
+func (h *harness) client() *client {
+	return &client{h: h, ua: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+// code returns the problem code of an error response.
+func (r *response) code(t testing.TB) string {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("status %d with Content-Type %q, want application/problem+json: %s", r.status, ct, r.body)
+	}
+	c, _ := r.json(t)["code"].(string)
+	return c
+}
+
+func (c *client) do(method, path string, body any) *response {
+	c.h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			c.h.t.Fatalf("marshal: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.h.ts.URL+path, rd)
+	if err != nil {
+		c.h.t.Fatalf("new request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", c.ua)
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	if c.cookie != nil {
+		req.AddCookie(c.cookie)
+	}
+	res, err := c.h.ts.Client().Do(req)
+	if err != nil {
+		c.h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.h.t.Fatalf("read body: %v", err)
+	}
+	for _, ck := range res.Cookies() {
+		if ck.Name == c.h.srv.Sessions.CookieName() {
+			if ck.MaxAge < 0 || ck.Value == "" {
+				c.cookie = nil
+			} else {
+				c.cookie = ck
+			}
+		}
+	}
+	return &response{status: res.StatusCode, header: res.Header, body: raw}
+}
+
+const goodPassword = "correct horse battery staple"
+
+func (c *client) signup(email, pw string) *response {
+	return c.do("POST", "/v1/signup", map[string]string{"email": email, "password": pw})
+}
+
+func (c *client) login(email, pw string) *response {
+	return c.do("POST", "/v1/login", map[string]string{"email": email, "password": pw})
+}
+
+// mustStatus fails the test unless r has the wanted status.
+func mustStatus(t testing.TB, r *response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+// newUser signs up a fresh account and returns its signed-in client.
+func (h *harness) newUser(email string) *client {
+	h.t.Helper()
+	c := h.client()
+	mustStatus(h.t, c.signup(email, goodPassword), http.StatusCreated)
+	return c
+}
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}

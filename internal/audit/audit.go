@@ -1,0 +1,141 @@
+// Package audit owns the security event vocabulary (the stable event type
+// names), the construction of events from requests, and the endpoint where
+// users read their own security activity. Events are written through
+// store.Audit, inside the same transaction as the change they record
+// whenever there is one, so an action and its audit record land together.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Event types. They are part of the public API (GET /v1/activity, exports):
+// never rename one.
+const (
+	SignedUp          = "user.signed_up"
+	LoginSucceeded    = "login.succeeded"
+	LoginFailed       = "login.failed"
+	LoginThrottled    = "login.throttled"
+	LoggedOut         = "session.logged_out"
+	SessionRevoked    = "session.revoked"
+	OthersRevoked     = "session.revoked_others"
+	Reauthenticated   = "session.reauthenticated"
+	PasswordChanged   = "password.changed"
+	PasswordRehashed  = "password.rehashed"
+	ReauthFailed      = "reauthentication.failed"
+	UserImported      = "user.imported"
+	SignupEmailExists = "signup.email_taken"
+)
+
+// New builds an event of type typ from the request: time, client IP and
+// user agent. userID and sessionID may be empty.
+func New(r *http.Request, now time.Time, typ, userID, sessionID string) *store.Event {
+	e := &store.Event{
+		Type:      typ,
+		UserID:    userID,
+		SessionID: sessionID,
+		At:        now,
+	}
+	if r != nil {
+		if ip := httpx.ClientIP(r); ip.IsValid() {
+			e.IP = ip.String()
+		}
+		e.UserAgent = truncate(r.UserAgent(), 512)
+	}
+	return e
+}
+
+// With adds a detail to e and returns it. Details must never hold secrets.
+func With(e *store.Event, key, value string) *store.Event {
+	if e.Details == nil {
+		e.Details = map[string]string{}
+	}
+	e.Details[key] = value
+	return e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Append writes e through a, logging (not failing) when it cannot: it is
+// used for events outside any transaction, such as failed sign-ins, where
+// the request's outcome must not depend on the audit write.
+func Append(ctx context.Context, a store.Audit, log *slog.Logger, e *store.Event) {
+	if err := a.AppendEvent(ctx, e); err != nil {
+		log.ErrorContext(ctx, "audit write failed", slog.String("type", e.Type), slog.Any("error", err))
+	}
+}
+
+// UserFunc returns the authenticated user's id, or ok=false.
+type UserFunc func(r *http.Request) (userID string, ok bool)
+
+// ActivityHandler serves GET /v1/activity: the caller's own security events,
+// newest first, paginated with ?limit= (1..100, default 20) and ?before=<id>
+// (the next_before of the previous page).
+func ActivityHandler(a store.Audit, user UserFunc) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		uid, ok := user(r)
+		if !ok {
+			return problem.Unauthenticated
+		}
+		q := r.URL.Query()
+		limit, err := intParam(q.Get("limit"), 20, 1, 100, "limit")
+		if err != nil {
+			return err
+		}
+		before, err := intParam(q.Get("before"), 0, 1, 1<<62, "before")
+		if err != nil {
+			return err
+		}
+		events, err := a.ListUserEvents(r.Context(), uid, int64(before), limit+1)
+		if err != nil {
+			return fmt.Errorf("audit: list events: %w", err)
+		}
+		type item struct {
+			ID        int64             `json:"id"`
+			Type      string            `json:"type"`
+			At        time.Time         `json:"at"`
+			IP        string            `json:"ip,omitempty"`
+			UserAgent string            `json:"user_agent,omitempty"`
+			SessionID string            `json:"session_id,omitempty"`
+			Details   map[string]string `json:"details,omitempty"`
+		}
+		resp := struct {
+			Events     []item `json:"events"`
+			NextBefore *int64 `json:"next_before,omitempty"`
+		}{Events: []item{}}
+		for i, e := range events {
+			if i == limit {
+				next := events[i-1].ID
+				resp.NextBefore = &next
+				break
+			}
+			resp.Events = append(resp.Events, item{e.ID, e.Type, e.At, e.IP, e.UserAgent, e.SessionID, e.Details})
+		}
+		return httpx.WriteJSON(w, http.StatusOK, resp)
+	}
+}
+
+func intParam(s string, def, min, max int, name string) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < min || v > max {
+		return 0, problem.BadRequest.WithDetail("Query parameter %q must be an integer from %d to %d.", name, min, max).With("field", name)
+	}
+	return v, nil
+}

@@ -1,0 +1,238 @@
+// Package config owns the server configuration: one plain struct with safe
+// defaults, filled from command-line flags and GATEHOUSE_<NAME> environment
+// variables (a flag given on the command line wins), validated once at
+// start and immutable after.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything `gatehouse serve` can be told.
+type Config struct {
+	Addr     string // listen address
+	DataDir  string // SQLite file (default backend) and key files
+	Database string // "" = SQLite in DataDir; postgres://… = PostgreSQL
+	Redis    string // "" = in-process ephemeral state; redis://… = shared
+	// RedisPrefix namespaces every key and channel, so deployments (or
+	// test runs) can share one Redis.
+	RedisPrefix string
+	PublicURL   string // external base URL; "" = http://Addr
+	Dev         bool   // plain-http localhost development: cookies drop Secure
+	LogLevel    string
+	// TrustedOrigins may make cross-origin state-changing requests
+	// (e.g. a front-end on another origin), comma-separated.
+	TrustedOrigins []string
+
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	ReauthMaxAge       time.Duration
+	SessionCacheTTL    time.Duration
+
+	PasswordMinLength int
+	Argon2Memory      uint32 // KiB
+	Argon2Time        uint32
+	Argon2Threads     uint
+	HashConcurrency   int
+
+	LoginAttemptsPerIP      int64
+	LoginFailuresPerAccount int64
+	LoginFailureWindow      time.Duration
+	SignupsPerIP            int64
+	SignupWindow            time.Duration
+
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the zero-configuration settings.
+func Default() Config {
+	return Config{
+		Addr:                    "127.0.0.1:8080",
+		DataDir:                 "./gatehouse-data",
+		RedisPrefix:             "gatehouse:",
+		LogLevel:                "info",
+		SessionIdleTimeout:      72 * time.Hour,
+		SessionLifetime:         30 * 24 * time.Hour,
+		ReauthMaxAge:            10 * time.Minute,
+		SessionCacheTTL:         30 * time.Second,
+		PasswordMinLength:       15,
+		Argon2Memory:            19456,
+		Argon2Time:              2,
+		Argon2Threads:           1,
+		LoginAttemptsPerIP:      100,
+		LoginFailuresPerAccount: 10,
+		LoginFailureWindow:      15 * time.Minute,
+		SignupsPerIP:            20,
+		SignupWindow:            time.Hour,
+		ShutdownTimeout:         15 * time.Second,
+	}
+}
+
+type commaList struct{ dst *[]string }
+
+func (c commaList) String() string {
+	if c.dst == nil {
+		return ""
+	}
+	return strings.Join(*c.dst, ",")
+}
+
+func (c commaList) Set(s string) error {
+	*c.dst = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*c.dst = append(*c.dst, v)
+		}
+	}
+	return nil
+}
+
+type uint32Value struct{ dst *uint32 }
+
+func (u uint32Value) String() string {
+	if u.dst == nil {
+		return "0"
+	}
+	return fmt.Sprint(*u.dst)
+}
+
+func (u uint32Value) Set(s string) error {
+	var v uint64
+	if _, err := fmt.Sscan(s, &v); err != nil || v > 1<<32-1 {
+		return fmt.Errorf("not a 32-bit unsigned integer: %q", s)
+	}
+	*u.dst = uint32(v)
+	return nil
+}
+
+// StorageFlags registers the flags that name the storage (shared by every
+// subcommand that opens the database).
+func StorageFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database and key files")
+	fs.StringVar(&c.Database, "database", c.Database, "database URL: empty for SQLite in --data-dir, or postgres://…")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// ServeFlags registers every flag of `gatehouse serve`.
+func ServeFlags(fs *flag.FlagSet, c *Config) {
+	StorageFlags(fs, c)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (redis:// or rediss://) for shared ephemeral state; empty = in-process")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL of this server (default http://<addr>)")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "plain-http localhost development: session cookies drop Secure and the __Host- prefix")
+	fs.Var(commaList{&c.TrustedOrigins}, "trusted-origins", "comma-separated origins allowed to make cross-origin state-changing requests")
+	fs.DurationVar(&c.SessionIdleTimeout, "session-idle-timeout", c.SessionIdleTimeout, "a session unused this long expires")
+	fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "absolute lifetime of a session")
+	fs.DurationVar(&c.ReauthMaxAge, "reauth-max-age", c.ReauthMaxAge, "how recent a sign-in must be for sensitive actions")
+	fs.DurationVar(&c.SessionCacheTTL, "session-cache-ttl", c.SessionCacheTTL, "how long a replica trusts its cached copy of a session (0 disables the cache)")
+	fs.IntVar(&c.PasswordMinLength, "password-min-length", c.PasswordMinLength, "minimum password length in characters (at least 8; 15 recommended for password-only accounts)")
+	fs.Var(uint32Value{&c.Argon2Memory}, "argon2-memory", "argon2id memory in KiB")
+	fs.Var(uint32Value{&c.Argon2Time}, "argon2-time", "argon2id iterations")
+	fs.UintVar(&c.Argon2Threads, "argon2-threads", c.Argon2Threads, "argon2id parallelism")
+	fs.IntVar(&c.HashConcurrency, "hash-concurrency", c.HashConcurrency, "maximum simultaneous password hashes (0 = number of CPUs)")
+	fs.Int64Var(&c.LoginAttemptsPerIP, "login-attempts-per-ip", c.LoginAttemptsPerIP, "sign-in attempts allowed per client IP per window")
+	fs.Int64Var(&c.LoginFailuresPerAccount, "login-failures-per-account", c.LoginFailuresPerAccount, "consecutive failed sign-ins allowed per account per window")
+	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", c.LoginFailureWindow, "window of the failed sign-in limits")
+	fs.Int64Var(&c.SignupsPerIP, "signups-per-ip", c.SignupsPerIP, "sign-up attempts allowed per client IP per window")
+	fs.DurationVar(&c.SignupWindow, "signup-window", c.SignupWindow, "window of the sign-up limit")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on shutdown")
+}
+
+// EnvName is the environment variable that sets flag name.
+func EnvName(name string) string {
+	return "GATEHOUSE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Parse parses args into fs, then fills every flag not given on the command
+// line from its environment variable (lookup is os.LookupEnv in production).
+func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v, ok := lookup(EnvName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// DatabaseDSN returns the database to open: the configured URL, or the
+// SQLite file in the data directory.
+func (c *Config) DatabaseDSN() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "gatehouse.db")
+}
+
+// Validate checks the configuration once at start.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--public-url must be an absolute http(s) URL, got %q", c.PublicURL))
+		} else if u.Scheme == "http" && !c.Dev && !isLoopbackHost(u.Hostname()) {
+			errs = append(errs, errors.New("--public-url uses plain http on a non-loopback host; use https (or --dev on localhost)"))
+		}
+	}
+	if c.PasswordMinLength < 8 {
+		errs = append(errs, errors.New("--password-min-length must be at least 8 (NIST SP 800-63B)"))
+	}
+	if c.SessionIdleTimeout <= 0 || c.SessionLifetime <= 0 || c.SessionIdleTimeout > c.SessionLifetime {
+		errs = append(errs, errors.New("--session-idle-timeout must be positive and at most --session-lifetime"))
+	}
+	if c.ReauthMaxAge <= 0 {
+		errs = append(errs, errors.New("--reauth-max-age must be positive"))
+	}
+	if c.SessionCacheTTL < 0 {
+		errs = append(errs, errors.New("--session-cache-ttl must not be negative"))
+	}
+	if c.Argon2Threads == 0 || c.Argon2Threads > 255 {
+		errs = append(errs, errors.New("--argon2-threads must be 1..255"))
+	}
+	if c.LoginAttemptsPerIP <= 0 || c.LoginFailuresPerAccount <= 0 || c.SignupsPerIP <= 0 || c.LoginFailureWindow <= 0 || c.SignupWindow <= 0 {
+		errs = append(errs, errors.New("throttle limits and windows must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// BaseURL is the public base URL, defaulting to http://Addr.
+func (c *Config) BaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.Addr
+}
+
+// TLS reports whether clients reach the server over https (HSTS applies).
+func (c *Config) TLS() bool { return strings.HasPrefix(c.BaseURL(), "https://") }
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
+}
+
+// LookupEnv is os.LookupEnv, named for Parse's callers.
+var LookupEnv = os.LookupEnv

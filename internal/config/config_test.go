@@ -1,0 +1,80 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsAndEnvironment(t *testing.T) {
+	env := map[string]string{
+		"GATEHOUSE_ADDR":                 "0.0.0.0:9000",
+		"GATEHOUSE_DATA_DIR":             "/var/lib/gatehouse",
+		"GATEHOUSE_DEV":                  "true",
+		"GATEHOUSE_SESSION_IDLE_TIMEOUT": "2h",
+		"GATEHOUSE_TRUSTED_ORIGINS":      "https://a.example, https://b.example",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	c := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	ServeFlags(fs, &c)
+	if err := Parse(fs, []string{"--addr", "127.0.0.1:7000"}, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:7000" {
+		t.Errorf("flag must win over env: addr %q", c.Addr)
+	}
+	if c.DataDir != "/var/lib/gatehouse" || !c.Dev || c.SessionIdleTimeout != 2*time.Hour {
+		t.Errorf("env not applied: %+v", c)
+	}
+	if len(c.TrustedOrigins) != 2 || c.TrustedOrigins[1] != "https://b.example" {
+		t.Errorf("trusted origins %q", c.TrustedOrigins)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
+	}
+}
+
+func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
+	c := Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	ServeFlags(fs, &c)
+	seen := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { seen[EnvName(f.Name)] = true })
+	for _, want := range []string{"GATEHOUSE_ADDR", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DATABASE", "GATEHOUSE_REDIS", "GATEHOUSE_PUBLIC_URL", "GATEHOUSE_DEV"} {
+		if !seen[want] {
+			t.Errorf("no flag behind %s", want)
+		}
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	cases := map[string]func(*Config){
+		"short passwords":       func(c *Config) { c.PasswordMinLength = 7 },
+		"plain http public url": func(c *Config) { c.PublicURL = "http://auth.example.com" },
+		"relative public url":   func(c *Config) { c.PublicURL = "/auth" },
+		"idle longer than life": func(c *Config) { c.SessionIdleTimeout = c.SessionLifetime + time.Hour },
+		"zero reauth age":       func(c *Config) { c.ReauthMaxAge = 0 },
+		"negative cache ttl":    func(c *Config) { c.SessionCacheTTL = -time.Second },
+		"zero argon2 threads":   func(c *Config) { c.Argon2Threads = 0 },
+		"zero throttle":         func(c *Config) { c.LoginFailuresPerAccount = 0 },
+		"unknown log level":     func(c *Config) { c.LogLevel = "loud" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			mutate(&c)
+			if c.Validate() == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	c := Default()
+	c.Dev = true
+	c.PublicURL = "http://localhost:8080"
+	if err := c.Validate(); err != nil {
+		t.Errorf("dev localhost refused: %v", err)
+	}
+}

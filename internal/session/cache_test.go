@@ -1,0 +1,100 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+func principal(sid string) *Principal {
+	return &Principal{Session: store.Session{ID: sid}, User: store.User{ID: "usr_1"}}
+}
+
+func TestCacheTTLAndInvalidation(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newCache(30*time.Second, func() time.Time { return now })
+	h1, h2 := []byte("hash-one"), []byte("hash-two")
+	c.put(h1, principal("ses_a"))
+	c.put(h2, principal("ses_b"))
+	if _, ok := c.get(h1); !ok {
+		t.Fatal("miss right after put")
+	}
+	c.apply([]byte("s:ses_a"))
+	if _, ok := c.get(h1); ok {
+		t.Fatal("invalidated session still cached")
+	}
+	if _, ok := c.get(h2); !ok {
+		t.Fatal("invalidation dropped another session")
+	}
+	now = now.Add(30 * time.Second)
+	if _, ok := c.get(h2); ok {
+		t.Fatal("entry served past its TTL")
+	}
+}
+
+// A store read that started before a revocation must not put the stale,
+// still-active copy back into the cache after the invalidation ran.
+func TestAttackCacheRaceCannotResurrectRevokedSession(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newCache(30*time.Second, func() time.Time { return now })
+	stale := principal("ses_a") // read from the store before the revocation committed
+	c.apply([]byte("s:ses_a"))  // the revocation's invalidation
+	c.put([]byte("hash"), stale)
+	if _, ok := c.get([]byte("hash")); ok {
+		t.Fatal("stale copy re-entered the cache after its revocation")
+	}
+	now = now.Add(31 * time.Second)
+	c.put([]byte("hash"), stale)
+	if _, ok := c.get([]byte("hash")); !ok {
+		t.Fatal("tombstone never expires")
+	}
+}
+
+func TestCacheReturnsCopies(t *testing.T) {
+	c := newCache(time.Minute, time.Now)
+	c.put([]byte("h"), principal("ses_a"))
+	p, _ := c.get([]byte("h"))
+	p.Session.IP = "mutated"
+	q, _ := c.get([]byte("h"))
+	if q.Session.IP == "mutated" {
+		t.Fatal("cache hands out shared state")
+	}
+}
+
+func TestCacheDisabledAndFlush(t *testing.T) {
+	off := newCache(0, time.Now)
+	off.put([]byte("h"), principal("ses_a"))
+	if _, ok := off.get([]byte("h")); ok {
+		t.Fatal("TTL 0 must disable the cache")
+	}
+	c := newCache(time.Minute, time.Now)
+	c.put([]byte("h"), principal("ses_a"))
+	c.flush()
+	if _, ok := c.get([]byte("h")); ok {
+		t.Fatal("flush kept an entry")
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	c := newCache(time.Minute, time.Now)
+	for i := range maxCacheEntries + 10 {
+		c.put([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, principal("ses"))
+	}
+	if n := len(c.byHash); n > maxCacheEntries {
+		t.Fatalf("%d entries, bound %d", n, maxCacheEntries)
+	}
+}
+
+func TestDeviceLabel(t *testing.T) {
+	for ua, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0":                                          "Firefox on Linux",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36": "Chrome on Windows",
+		"curl/8.0": "curl",
+		"":         "Unknown device",
+	} {
+		if got := DeviceLabel(ua); got != want {
+			t.Errorf("%q → %q, want %q", ua, got, want)
+		}
+	}
+}

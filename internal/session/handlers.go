@@ -1,0 +1,190 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mileusna/useragent"
+
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Revocation reasons stored with revoked sessions.
+const (
+	ReasonLogout          = "logout"
+	ReasonRevokedByUser   = "revoked_by_user"
+	ReasonPasswordChanged = "password_changed"
+	ReasonSuperseded      = "superseded"
+)
+
+// Register adds the device-control routes to mux.
+func (m *Manager) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
+	mux.Handle("POST /v1/logout", adapt(m.logout))
+	mux.Handle("GET /v1/sessions", adapt(Require(m.list)))
+	mux.Handle("DELETE /v1/sessions/{id}", adapt(Require(m.revokeOne)))
+	mux.Handle("POST /v1/sessions/revoke-others", adapt(Require(m.revokeOthers)))
+}
+
+// View is the JSON form of a session (a device).
+type View struct {
+	ID            string    `json:"id"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastSeenAt    time.Time `json:"last_seen_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	AuthTime      time.Time `json:"auth_time"`
+	IP            string    `json:"ip,omitempty"`
+	UserAgent     string    `json:"user_agent,omitempty"`
+	Device        string    `json:"device"`
+	Location      string    `json:"location,omitempty"`
+	AAL           int       `json:"aal"`
+	AMR           []string  `json:"amr"`
+	Current       bool      `json:"current"`
+}
+
+// ViewOf renders s for the API; current marks the caller's own session.
+func (m *Manager) ViewOf(s *store.Session, current bool) View {
+	amr := s.AMR
+	if amr == nil {
+		amr = []string{}
+	}
+	return View{
+		ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt,
+		IdleExpiresAt: m.IdleExpiry(s), AuthTime: s.AuthTime, IP: s.IP, UserAgent: s.UserAgent,
+		Device: DeviceLabel(s.UserAgent), Location: s.Location, AAL: s.AAL, AMR: amr, Current: current,
+	}
+}
+
+// DeviceLabel turns a user agent into "Firefox on Linux".
+func DeviceLabel(ua string) string {
+	if ua == "" {
+		return "Unknown device"
+	}
+	p := useragent.Parse(ua)
+	name, os := p.Name, p.OS
+	switch {
+	case name != "" && os != "":
+		return name + " on " + os
+	case name != "":
+		return name
+	case os != "":
+		return "Unknown browser on " + os
+	default:
+		return "Unknown device"
+	}
+}
+
+// logout revokes the caller's session, if any, and clears the cookie. It is
+// idempotent: without a valid session it still answers 204.
+func (m *Manager) logout(w http.ResponseWriter, r *http.Request) error {
+	p, ok := FromContext(r.Context())
+	m.ClearCookie(w)
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err := m.revoke(r, p, p.Session.ID, ReasonLogout, audit.LoggedOut); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (m *Manager) list(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	now := m.Now()
+	sessions, err := m.db.Sessions().ListActiveSessions(r.Context(), p.User.ID, now)
+	if err != nil {
+		return fmt.Errorf("session: list: %w", err)
+	}
+	views := make([]View, 0, len(sessions))
+	for _, s := range sessions {
+		if !m.live(s, now) {
+			continue
+		}
+		views = append(views, m.ViewOf(s, s.ID == p.Session.ID))
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"sessions": views})
+}
+
+// revokeOne revokes one of the caller's own sessions. Another user's id, an
+// unknown id and an already ended session are all 404, so ids cannot be
+// probed. Ending the current session is a logout; ending another needs a
+// recent sign-in.
+func (m *Manager) revokeOne(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	sid := r.PathValue("id")
+	if sid == p.Session.ID {
+		m.ClearCookie(w)
+		if err := m.revoke(r, p, sid, ReasonLogout, audit.LoggedOut); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err := m.RequireFresh(p); err != nil {
+		return err
+	}
+	s, err := m.db.Sessions().SessionByID(r.Context(), sid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (s.UserID != p.User.ID || !m.live(s, m.Now()))) {
+		return problem.NotFound.WithDetail("You have no active session with this id.")
+	}
+	if err != nil {
+		return fmt.Errorf("session: revoke: %w", err)
+	}
+	if err := m.revoke(r, p, sid, ReasonRevokedByUser, audit.SessionRevoked); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// revoke ends session sid of p's user and records it, in one transaction.
+func (m *Manager) revoke(r *http.Request, p *Principal, sid, reason, eventType string) error {
+	ctx := r.Context()
+	now := m.Now()
+	err := m.db.InTx(ctx, func(tx store.Tx) error {
+		was, err := tx.Sessions().RevokeSession(ctx, sid, now, reason)
+		if err != nil || !was {
+			return err
+		}
+		e := audit.New(r, now, eventType, p.User.ID, p.Session.ID)
+		if sid != p.Session.ID {
+			audit.With(e, "revoked_session_id", sid)
+		}
+		return tx.Audit().AppendEvent(ctx, e)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("session: revoke: %w", err)
+	}
+	m.Revoked(ctx, sid)
+	return nil
+}
+
+// revokeOthers is "log out of all other devices".
+func (m *Manager) revokeOthers(w http.ResponseWriter, r *http.Request, p *Principal) error {
+	if err := m.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	now := m.Now()
+	var ids []string
+	err := m.db.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if ids, err = tx.Sessions().RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now, ReasonRevokedByUser); err != nil {
+			return err
+		}
+		e := audit.New(r, now, audit.OthersRevoked, p.User.ID, p.Session.ID)
+		audit.With(e, "count", strconv.Itoa(len(ids)))
+		return tx.Audit().AppendEvent(ctx, e)
+	})
+	if err != nil {
+		return fmt.Errorf("session: revoke others: %w", err)
+	}
+	m.Revoked(ctx, ids...)
+	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked": len(ids)})
+}

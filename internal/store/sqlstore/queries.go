@@ -1,0 +1,62 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// queries implements store.Users, store.Sessions and store.Audit once for
+// both dialects. Outside a transaction r and w are the read and write pools;
+// inside one both are the *sql.Tx.
+type queries struct {
+	d dialect
+	r querier
+	w querier
+}
+
+// t converts a time argument for the dialect.
+func (q *queries) t(t time.Time) any { return q.d.timeArg(normTime(t)) }
+
+func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.w.ExecContext(ctx, q.d.rebind(query), args...)
+}
+
+// writeQuery runs a statement that writes and returns rows (RETURNING).
+func (q *queries) writeQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.w.QueryContext(ctx, q.d.rebind(query), args...)
+}
+
+func (q *queries) writeQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.w.QueryRowContext(ctx, q.d.rebind(query), args...)
+}
+
+func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.r.QueryContext(ctx, q.d.rebind(query), args...)
+}
+
+func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.r.QueryRowContext(ctx, q.d.rebind(query), args...)
+}
+
+// existsAfterWrite reports whether a row with id exists in table, read on
+// the write side so that inside a transaction it sees the transaction's
+// own state. It tells "missing" from "precondition failed" after a guarded
+// UPDATE changed nothing; table is always a constant.
+func (q *queries) existsAfterWrite(ctx context.Context, table, id string) (bool, error) {
+	var n int
+	err := q.writeQueryRow(ctx, "SELECT COUNT(*) FROM "+table+" WHERE id = ?", id).Scan(&n)
+	return n > 0, err
+}

@@ -1,0 +1,205 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, auth_time, expires_at,
+	ip, user_agent, location, aal, amr, revoked_at, revoke_reason`
+
+func scanSession(s scanner) (*store.Session, error) {
+	var (
+		ss  store.Session
+		amr []byte
+	)
+	err := s.Scan(&ss.ID, &ss.UserID, &ss.TokenHash,
+		timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt}, timeCol{&ss.AuthTime}, timeCol{&ss.ExpiresAt},
+		&ss.IP, &ss.UserAgent, &ss.Location, &ss.AAL, &amr, nullTimeCol{&ss.RevokedAt}, &ss.RevokeReason)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(amr, &ss.AMR); err != nil {
+		return nil, fmt.Errorf("decode amr: %w", err)
+	}
+	if len(ss.AMR) == 0 {
+		ss.AMR = nil
+	}
+	return &ss, nil
+}
+
+// encodeAMR stores AMR as a JSON array: values round-trip whatever they
+// contain, and nil and empty both become [].
+func encodeAMR(amr []string) string {
+	if len(amr) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(amr) // a []string always marshals
+	return string(b)
+}
+
+// CreateSession implements store.Sessions.
+func (q *queries) CreateSession(ctx context.Context, s *store.Session) error {
+	var revokedAt any
+	if s.RevokedAt != nil {
+		revokedAt = q.t(*s.RevokedAt)
+	}
+	_, err := q.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.UserID, s.TokenHash, q.t(s.CreatedAt), q.t(s.LastSeenAt), q.t(s.AuthTime), q.t(s.ExpiresAt),
+		s.IP, s.UserAgent, s.Location, s.AAL, encodeAMR(s.AMR), revokedAt, s.RevokeReason)
+	if q.d.isUniqueViolation(err) {
+		return fmt.Errorf("sqlstore: create session: id or token hash already in use: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByTokenHash implements store.Sessions.
+func (q *queries) SessionByTokenHash(ctx context.Context, hash []byte) (*store.Session, error) {
+	s, err := scanSession(q.queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: session by token hash: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: session by token hash: %w", err)
+	}
+	return s, nil
+}
+
+// SessionByID implements store.Sessions.
+func (q *queries) SessionByID(ctx context.Context, id string) (*store.Session, error) {
+	s, err := scanSession(q.queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: session by id: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: session by id: %w", err)
+	}
+	return s, nil
+}
+
+// ListActiveSessions implements store.Sessions. Ties on last_seen_at are
+// broken by id so the order is stable.
+func (q *queries) ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]*store.Session, error) {
+	rows, err := q.query(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+		ORDER BY last_seen_at DESC, id`, userID, q.t(now))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+	}
+	return out, nil
+}
+
+// TouchSession implements store.Sessions.
+func (q *queries) TouchSession(ctx context.Context, id string, at time.Time, ip, userAgent string) error {
+	res, err := q.exec(ctx, `UPDATE sessions SET last_seen_at = ?, ip = ?, user_agent = ?
+		WHERE id = ? AND revoked_at IS NULL`, q.t(at), ip, userAgent, id)
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: touch session: %w", err)
+	} else if n > 0 {
+		return nil
+	}
+	exists, err := q.existsAfterWrite(ctx, "sessions", id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlstore: touch session: %w", err)
+	case !exists:
+		return fmt.Errorf("sqlstore: touch session: %w", store.ErrNotFound)
+	default:
+		return nil // revoked: nothing to record
+	}
+}
+
+// RotateSessionToken implements store.Sessions. A new hash that another
+// session already holds is reported as store.ErrConflict.
+func (q *queries) RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time) error {
+	res, err := q.exec(ctx, `UPDATE sessions SET token_hash = ?, auth_time = ?
+		WHERE id = ? AND revoked_at IS NULL`, newHash, q.t(authTime), id)
+	if q.d.isUniqueViolation(err) {
+		return fmt.Errorf("sqlstore: rotate session token: token hash already in use: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: rotate session token: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: rotate session token: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlstore: rotate session token: no active session: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeSession implements store.Sessions. Of concurrent revocations of one
+// session exactly one changes the row and reports true.
+func (q *queries) RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error) {
+	res, err := q.exec(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+		WHERE id = ? AND revoked_at IS NULL`, q.t(at), reason, id)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+	} else if n > 0 {
+		return true, nil
+	}
+	exists, err := q.existsAfterWrite(ctx, "sessions", id)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+	case !exists:
+		return false, fmt.Errorf("sqlstore: revoke session: %w", store.ErrNotFound)
+	default:
+		return false, nil // already revoked
+	}
+}
+
+// RevokeUserSessions implements store.Sessions in one statement; the ids
+// come from RETURNING, so concurrent callers never both report a session.
+// Sessions past their absolute expiry are revoked too. The ids are sorted.
+func (q *queries) RevokeUserSessions(ctx context.Context, userID, exceptID string, at time.Time, reason string) ([]string, error) {
+	rows, err := q.writeQuery(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+		WHERE user_id = ? AND id <> ? AND revoked_at IS NULL
+		RETURNING id`, q.t(at), reason, userID, exceptID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}

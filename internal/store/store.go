@@ -1,0 +1,142 @@
+// Package store owns the durable data model of Gatehouse: the records of each
+// aggregate (users, sessions, audit events), the per-aggregate storage
+// interfaces, and the error contract every backend honours. The SQLite and
+// PostgreSQL implementations live in store/sqlstore and are held to the one
+// conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors returned by every backend. Callers branch on them with
+// errors.Is; backends wrap them with context.
+var (
+	// ErrNotFound: no record matches the lookup.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness constraint was violated (e.g. the e-mail is
+	// already registered) or a compare-and-set precondition did not hold.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// User is an account. Email keeps the address as the user typed it (trimmed,
+// domain in ASCII); EmailKey is its normalized form, unique across users.
+type User struct {
+	ID            string
+	Email         string
+	EmailKey      string
+	Name          string
+	PasswordHash  string // PHC/MCF string; never logged
+	EmailVerified bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Users stores accounts.
+type Users interface {
+	// CreateUser inserts u. It returns ErrConflict if u.EmailKey (or u.ID)
+	// is already taken; two concurrent calls with one EmailKey create exactly
+	// one user.
+	CreateUser(ctx context.Context, u *User) error
+	// UserByID returns ErrNotFound if there is no such user.
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByEmailKey looks a user up by normalized e-mail; ErrNotFound if none.
+	UserByEmailKey(ctx context.Context, emailKey string) (*User, error)
+	// SetPasswordHash replaces the hash only if the stored one equals
+	// oldHash (compare-and-set), so a transparent rehash can never undo a
+	// concurrent password change. ErrNotFound if the user does not exist,
+	// ErrConflict if the stored hash is no longer oldHash.
+	SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error
+}
+
+// Session is one signed-in device. The bearer secret is never stored: only
+// TokenHash, the SHA-256 of the cookie token.
+type Session struct {
+	ID         string
+	UserID     string
+	TokenHash  []byte
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	AuthTime   time.Time // last time the user proved a credential (step-up)
+	ExpiresAt  time.Time // absolute lifetime; the idle limit is computed from LastSeenAt
+	IP         string
+	UserAgent  string
+	Location   string // approximate, empty when unknown
+	AAL        int
+	AMR        []string
+	RevokedAt  *time.Time
+	// RevokeReason is a stable machine string ("logout", "revoked_by_user",
+	// "password_changed", ...); empty while active.
+	RevokeReason string
+}
+
+// Sessions stores sessions.
+type Sessions interface {
+	// CreateSession inserts s; ErrConflict on a duplicate ID or TokenHash.
+	CreateSession(ctx context.Context, s *Session) error
+	// SessionByTokenHash returns the session (revoked or not) whose token
+	// hash matches; ErrNotFound if none.
+	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	// SessionByID returns the session (revoked or not); ErrNotFound if none.
+	SessionByID(ctx context.Context, id string) (*Session, error)
+	// ListActiveSessions returns the user's sessions that are not revoked and
+	// whose ExpiresAt is after now, newest LastSeenAt first. Idle expiry is
+	// the caller's policy and is not applied here.
+	ListActiveSessions(ctx context.Context, userID string, now time.Time) ([]*Session, error)
+	// TouchSession records activity on an active session: LastSeenAt, IP
+	// and UserAgent. It does nothing (and returns nil) if the session is
+	// revoked; ErrNotFound if it does not exist.
+	TouchSession(ctx context.Context, id string, at time.Time, ip, userAgent string) error
+	// RotateSessionToken replaces the token hash of an active session and
+	// sets AuthTime (step-up re-authentication): the old cookie stops
+	// working. ErrNotFound if the session does not exist or is revoked.
+	RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time) error
+	// RevokeSession marks one active session revoked. It reports whether it
+	// was active (false, nil if already revoked); ErrNotFound if missing.
+	RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error)
+	// RevokeUserSessions revokes every active session of the user except
+	// exceptID (may be empty) and returns the ids it revoked.
+	RevokeUserSessions(ctx context.Context, userID, exceptID string, at time.Time, reason string) ([]string, error)
+}
+
+// Event is one security-relevant fact in the audit log. Details never hold
+// secrets or tokens.
+type Event struct {
+	ID        int64 // assigned by the store, increasing
+	Type      string
+	UserID    string // empty when the actor is unknown (e.g. a failed sign-in for an unknown e-mail)
+	SessionID string
+	IP        string
+	UserAgent string
+	At        time.Time
+	Details   map[string]string
+}
+
+// Audit is the append-only security event log.
+type Audit interface {
+	// AppendEvent inserts e and sets e.ID.
+	AppendEvent(ctx context.Context, e *Event) error
+	// ListUserEvents returns up to limit events of the user with ID < before
+	// (before <= 0 means from the newest), newest first.
+	ListUserEvents(ctx context.Context, userID string, before int64, limit int) ([]*Event, error)
+}
+
+// Tx is the set of aggregates usable inside one transaction.
+type Tx interface {
+	Users() Users
+	Sessions() Sessions
+	Audit() Audit
+}
+
+// Store is a durable backend.
+type Store interface {
+	Tx
+	// InTx runs fn in one transaction: every write fn makes through tx
+	// commits together or not at all. fn must not use the outer Store.
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// Ping checks the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}

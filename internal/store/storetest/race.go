@@ -1,0 +1,467 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// The Race tests attack the store from many goroutines at once. Any error
+// other than the contract's sentinels (for SQLite, "database is locked" in
+// particular) fails them.
+var raceTests = []storeTest{
+	{"ConcurrentSignupSameEmail", testConcurrentSignupSameEmail},
+	{"ConcurrentSignupInTx", testConcurrentSignupInTx},
+	{"ConcurrentPasswordCAS", testConcurrentPasswordCAS},
+	{"ConcurrentRevokeSameSession", testConcurrentRevokeSameSession},
+	{"ConcurrentRotateSameSession", testConcurrentRotateSameSession},
+	{"ConcurrentRevokeUserSessions", testConcurrentRevokeUserSessions},
+	{"Hammer", testHammer},
+}
+
+const racers = 20
+
+// oneWinner checks that exactly one of errs is nil and every other is
+// loserErr, and returns the winner's index.
+func oneWinner(t *testing.T, errs []error, loserErr error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("racers %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, loserErr):
+			t.Errorf("racer %d: got error %v, want %v", i, err, loserErr)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no racer succeeded")
+	}
+	return winner
+}
+
+func testConcurrentSignupSameEmail(t *testing.T, s store.Store) {
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		u := newUser(fmt.Sprintf("u%02d", i))
+		u.EmailKey = "race@example.com"
+		errs[i] = s.Users().CreateUser(t.Context(), u)
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	u, err := s.Users().UserByEmailKey(t.Context(), "race@example.com")
+	if err != nil || u.ID != fmt.Sprintf("u%02d", w) {
+		t.Fatalf("UserByEmailKey = %+v, %v; want the winner u%02d", u, err, w)
+	}
+	for i := range racers {
+		if i == w {
+			continue
+		}
+		_, err := s.Users().UserByID(t.Context(), fmt.Sprintf("u%02d", i))
+		wantErr(t, "UserByID(loser)", err, store.ErrNotFound)
+	}
+}
+
+// testConcurrentSignupInTx races whole sign-up transactions (user, session,
+// audit event) on one e-mail: the losers must leave nothing behind.
+func testConcurrentSignupInTx(t *testing.T, s store.Store) {
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		uid := fmt.Sprintf("u%02d", i)
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			u := newUser(uid)
+			u.EmailKey = "race@example.com"
+			if err := tx.Users().CreateUser(t.Context(), u); err != nil {
+				return err
+			}
+			if err := tx.Sessions().CreateSession(t.Context(), newSession("s-"+uid, uid)); err != nil {
+				return err
+			}
+			return tx.Audit().AppendEvent(t.Context(), &store.Event{Type: "signup", UserID: uid, At: base})
+		})
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	for i := range racers {
+		uid := fmt.Sprintf("u%02d", i)
+		_, uErr := s.Users().UserByID(t.Context(), uid)
+		_, sErr := s.Sessions().SessionByID(t.Context(), "s-"+uid)
+		evs, eErr := s.Audit().ListUserEvents(t.Context(), uid, 0, 10)
+		if eErr != nil {
+			t.Fatal(eErr)
+		}
+		if i == w {
+			if uErr != nil || sErr != nil || len(evs) != 1 {
+				t.Errorf("winner %s: user %v, session %v, %d events; want all written", uid, uErr, sErr, len(evs))
+			}
+		} else if !errors.Is(uErr, store.ErrNotFound) || !errors.Is(sErr, store.ErrNotFound) || len(evs) != 0 {
+			t.Errorf("loser %s: user %v, session %v, %d events; want nothing written", uid, uErr, sErr, len(evs))
+		}
+	}
+}
+
+func testConcurrentPasswordCAS(t *testing.T, s store.Store) {
+	u := newUser("u1")
+	u.PasswordHash = "h0"
+	mustCreateUser(t, s, u)
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		errs[i] = s.Users().SetPasswordHash(t.Context(), "u1", "h0", fmt.Sprintf("h-%02d", i), base)
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	if got := mustUser(t, s, "u1").PasswordHash; got != fmt.Sprintf("h-%02d", w) {
+		t.Errorf("PasswordHash = %q, want the winner's h-%02d", got, w)
+	}
+}
+
+func testConcurrentRevokeSameSession(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	mustCreateSession(t, s, newSession("s1", "u1"))
+	revoked := make([]bool, racers)
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		revoked[i], errs[i] = s.Sessions().RevokeSession(t.Context(), "s1", base.Add(time.Duration(i)*time.Second), fmt.Sprintf("r%02d", i))
+	})
+	winner := -1
+	for i := range racers {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("racer %d: %v", i, errs[i])
+		case revoked[i] && winner >= 0:
+			t.Errorf("racers %d and %d both reported the revocation", winner, i)
+		case revoked[i]:
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no racer reported the revocation")
+	}
+	ss := mustSession(t, s, "s1")
+	if ss.RevokeReason != fmt.Sprintf("r%02d", winner) || !ss.RevokedAt.Equal(norm(base.Add(time.Duration(winner)*time.Second))) {
+		t.Errorf("stored revocation %v %q is not the winner's (%d)", ss.RevokedAt, ss.RevokeReason, winner)
+	}
+}
+
+func testConcurrentRotateSameSession(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	orig := mustCreateSession(t, s, newSession("s1", "u1"))
+	hash := func(i int) []byte { return tokenHash(fmt.Sprintf("rotated-%02d", i)) }
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		errs[i] = s.Sessions().RotateSessionToken(t.Context(), "s1", hash(i), base)
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	// The last writer wins; exactly its hash, and no other, finds s1.
+	stored := mustSession(t, s, "s1").TokenHash
+	found := 0
+	for i := range racers {
+		ss, err := s.Sessions().SessionByTokenHash(t.Context(), hash(i))
+		switch {
+		case err == nil && ss.ID == "s1" && bytes.Equal(hash(i), stored):
+			found++
+		case !errors.Is(err, store.ErrNotFound):
+			t.Errorf("SessionByTokenHash(hash %d) = %v, %v; want only the stored hash to resolve", i, ss, err)
+		}
+	}
+	if found != 1 {
+		t.Errorf("%d rotated hashes resolve to the session, want 1", found)
+	}
+	_, err := s.Sessions().SessionByTokenHash(t.Context(), orig.TokenHash)
+	wantErr(t, "SessionByTokenHash(original hash)", err, store.ErrNotFound)
+}
+
+func testConcurrentRevokeUserSessions(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	var want []string
+	for i := range 30 {
+		id := fmt.Sprintf("s%02d", i)
+		mustCreateSession(t, s, newSession(id, "u1"))
+		if i > 0 {
+			want = append(want, id)
+		}
+	}
+	const callers = 10
+	got := make([][]string, callers)
+	errs := make([]error, callers)
+	concurrently(callers, func(i int) {
+		got[i], errs[i] = s.Sessions().RevokeUserSessions(t.Context(), "u1", "s00", base, "password_changed")
+	})
+	var union []string
+	for i := range callers {
+		if errs[i] != nil {
+			t.Errorf("caller %d: %v", i, errs[i])
+		}
+		union = append(union, got[i]...)
+	}
+	slices.Sort(union)
+	// Every session reported exactly once, across all callers.
+	if d := diff(want, union); d != "" {
+		t.Errorf("revoked ids across callers (-want +got):\n%s", d)
+	}
+	active, err := s.Sessions().ListActiveSessions(t.Context(), "u1", base)
+	if err != nil || len(active) != 1 || active[0].ID != "s00" {
+		t.Errorf("active sessions = %v, %v; want only s00", active, err)
+	}
+}
+
+// hammerSession is a session one hammer worker created; only that worker
+// rotates it, so its final token hash is known.
+type hammerSession struct {
+	id            string
+	hash          []byte
+	oldHashes     [][]byte
+	rotateRefused bool // RotateSessionToken said ErrNotFound: it must be revoked
+}
+
+// testHammer runs workers that create sessions of one user (directly, in
+// committed transactions, in rolled-back transactions), touch, rotate and
+// revoke them (directly and in transactions) and list them, all at once.
+// Afterwards the store must hold exactly what the successful operations
+// imply.
+func testHammer(t *testing.T, s store.Store) {
+	const workers = 8
+	ops := 60
+	if testing.Short() {
+		ops = 20
+	}
+	ctx := t.Context()
+	mustCreateUser(t, s, newUser("u1"))
+
+	var (
+		mu            sync.Mutex
+		pool          []string // committed session ids, any worker may revoke them
+		revokedTrue   = map[string]int{}
+		txCreated     int // "hammer.created" events committed
+		txRevokeCalls int // "hammer.revoked" events committed
+	)
+	created := make([][]*hammerSession, workers)
+	rolledBack := make([][]string, workers)
+
+	concurrently(workers, func(w int) {
+		rng := rand.New(rand.NewPCG(uint64(w), 0x6a7e))
+		var mine []*hammerSession
+		seq := 0
+		next := func() *store.Session {
+			seq++
+			return newSession(fmt.Sprintf("w%d-s%03d", w, seq), "u1")
+		}
+		keep := func(ss *store.Session) {
+			mine = append(mine, &hammerSession{id: ss.ID, hash: ss.TokenHash})
+			mu.Lock()
+			pool = append(pool, ss.ID)
+			mu.Unlock()
+		}
+		pick := func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(pool) == 0 {
+				return ""
+			}
+			return pool[rng.IntN(len(pool))]
+		}
+		fail := func(op string, err error) { t.Errorf("worker %d: %s: %v", w, op, err) }
+
+		for op := range ops {
+			at := base.Add(time.Duration(op) * time.Second)
+			switch r := rng.IntN(100); {
+			case r < 20:
+				ss := next()
+				if err := s.Sessions().CreateSession(ctx, ss); err != nil {
+					fail("CreateSession", err)
+					continue
+				}
+				keep(ss)
+			case r < 32:
+				ss := next()
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					if err := tx.Sessions().CreateSession(ctx, ss); err != nil {
+						return err
+					}
+					return tx.Audit().AppendEvent(ctx, &store.Event{Type: "hammer.created", UserID: "u1", SessionID: ss.ID, At: at})
+				})
+				if err != nil {
+					fail("InTx(create)", err)
+					continue
+				}
+				keep(ss)
+				mu.Lock()
+				txCreated++
+				mu.Unlock()
+			case r < 40:
+				ss := next()
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					if err := tx.Sessions().CreateSession(ctx, ss); err != nil {
+						return err
+					}
+					if err := tx.Audit().AppendEvent(ctx, &store.Event{Type: "hammer.rolled_back", UserID: "u1", At: at}); err != nil {
+						return err
+					}
+					return errAbort
+				})
+				if !errors.Is(err, errAbort) {
+					fail("InTx(rollback)", err)
+				}
+				rolledBack[w] = append(rolledBack[w], ss.ID)
+			case r < 60:
+				if len(mine) == 0 {
+					continue
+				}
+				o := mine[rng.IntN(len(mine))]
+				if err := s.Sessions().TouchSession(ctx, o.id, at, fmt.Sprintf("192.0.2.%d", w), "hammer"); err != nil {
+					fail("TouchSession", err)
+				}
+			case r < 70:
+				if len(mine) == 0 {
+					continue
+				}
+				o := mine[rng.IntN(len(mine))]
+				h := tokenHash(fmt.Sprintf("%s-rotated-%d", o.id, op))
+				switch err := s.Sessions().RotateSessionToken(ctx, o.id, h, at); {
+				case err == nil:
+					o.oldHashes, o.hash = append(o.oldHashes, o.hash), h
+				case errors.Is(err, store.ErrNotFound):
+					o.rotateRefused = true
+				default:
+					fail("RotateSessionToken", err)
+				}
+			case r < 80:
+				id := pick()
+				if id == "" {
+					continue
+				}
+				revoked, err := s.Sessions().RevokeSession(ctx, id, at, "hammer")
+				if err != nil {
+					fail("RevokeSession", err)
+					continue
+				}
+				if revoked {
+					mu.Lock()
+					revokedTrue[id]++
+					mu.Unlock()
+				}
+			case r < 90:
+				id := pick()
+				if id == "" {
+					continue
+				}
+				var revoked bool
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					var err error
+					if revoked, err = tx.Sessions().RevokeSession(ctx, id, at, "hammer_tx"); err != nil {
+						return err
+					}
+					return tx.Audit().AppendEvent(ctx, &store.Event{Type: "hammer.revoked", UserID: "u1", SessionID: id, At: at})
+				})
+				if err != nil {
+					fail("InTx(revoke)", err)
+					continue
+				}
+				mu.Lock()
+				txRevokeCalls++
+				if revoked {
+					revokedTrue[id]++
+				}
+				mu.Unlock()
+			default:
+				active, err := s.Sessions().ListActiveSessions(ctx, "u1", base)
+				if err != nil {
+					fail("ListActiveSessions", err)
+					continue
+				}
+				for _, ss := range active {
+					if ss.UserID != "u1" || ss.RevokedAt != nil {
+						t.Errorf("worker %d: ListActiveSessions returned %+v", w, ss)
+					}
+				}
+			}
+		}
+		created[w] = mine
+	})
+	if t.Failed() {
+		return
+	}
+
+	// The final state must be exactly what the successful operations imply.
+	var wantActive []string
+	total, revoked := 0, 0
+	for _, mine := range created {
+		for _, o := range mine {
+			total++
+			ss := mustSession(t, s, o.id)
+			n := revokedTrue[o.id]
+			switch {
+			case n > 1:
+				t.Errorf("session %s: %d revocations reported true, want at most one", o.id, n)
+			case n == 1 && ss.RevokedAt == nil:
+				t.Errorf("session %s: a revocation was reported but the session is active", o.id)
+			case n == 0 && ss.RevokedAt != nil:
+				t.Errorf("session %s is revoked but no revocation reported it", o.id)
+			}
+			if ss.RevokedAt == nil {
+				wantActive = append(wantActive, o.id)
+				if o.rotateRefused {
+					t.Errorf("session %s: rotation was refused but the session is active", o.id)
+				}
+			} else {
+				revoked++
+			}
+			if got, err := s.Sessions().SessionByTokenHash(ctx, o.hash); err != nil || got.ID != o.id {
+				t.Errorf("session %s: its last rotated hash finds %v, %v", o.id, got, err)
+			}
+			for _, h := range o.oldHashes {
+				_, err := s.Sessions().SessionByTokenHash(ctx, h)
+				wantErr(t, "SessionByTokenHash(superseded hash of "+o.id+")", err, store.ErrNotFound)
+			}
+		}
+	}
+	rolled := 0
+	for _, ids := range rolledBack {
+		for _, id := range ids {
+			rolled++
+			_, err := s.Sessions().SessionByID(ctx, id)
+			wantErr(t, "SessionByID(rolled back "+id+")", err, store.ErrNotFound)
+		}
+	}
+
+	active, err := s.Sessions().ListActiveSessions(ctx, "u1", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotActive []string
+	for _, ss := range active {
+		gotActive = append(gotActive, ss.ID)
+	}
+	slices.Sort(gotActive)
+	slices.Sort(wantActive)
+	if d := diff(wantActive, gotActive); d != "" {
+		t.Errorf("active sessions (-want +got):\n%s", d)
+	}
+
+	events, err := s.Audit().ListUserEvents(ctx, "u1", 0, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := map[string]int{}
+	for _, e := range events {
+		byType[e.Type]++
+	}
+	want := map[string]int{"hammer.created": txCreated, "hammer.revoked": txRevokeCalls}
+	maps.DeleteFunc(want, func(_ string, n int) bool { return n == 0 })
+	if d := diff(want, byType); d != "" {
+		t.Errorf("audit events by type (-want +got):\n%s", d)
+	}
+	t.Logf("hammer: %d sessions committed (%d in transactions), %d revoked, %d active, %d transactions rolled back",
+		total, txCreated, revoked, len(gotActive), rolled)
+}
