@@ -16,9 +16,9 @@ import (
 // Defaults for the Redis subscription machinery.
 const (
 	// defaultHealthInterval is how long a subscription connection may be
-	// silent before it is pinged; after two silent intervals it is declared
-	// dead, closed and re-established (with onReset). A blackholed
-	// connection is therefore detected within about 3 intervals.
+	// silent before it is pinged; if nothing at all arrives by the next
+	// check, it is declared dead, closed and re-established (with onReset).
+	// A blackholed connection is therefore detected within 2-3 intervals.
 	defaultHealthInterval = 3 * time.Second
 	// defaultSubscribeTimeout bounds one attempt to (re)establish a
 	// subscription and receive Redis's confirmation.
@@ -309,8 +309,8 @@ func (r *Redis) Close() error {
 
 // Subscribe implements [Store] on a dedicated pub/sub connection per call.
 //
-// The connection is watched: any receive error, or silence past two health
-// intervals despite a PING, closes it; the subscription is then
+// The connection is watched: any receive error, or no answer to a health
+// PING sent after an idle interval (3s), closes it; the subscription is then
 // re-established with backoff until ctx is done. onReset is signalled when
 // the connection is lost and again once the new subscription is confirmed,
 // because anything published in between was missed. Messages are queued
@@ -368,6 +368,7 @@ type redisSub struct {
 	mu       sync.Mutex
 	ps       *redis.PubSub // nil while reconnecting
 	lastSeen time.Time     // last traffic on ps
+	pingAt   time.Time     // last health PING sent on ps
 }
 
 // open establishes a new pub/sub connection subscribed to rs.channel and
@@ -415,6 +416,7 @@ func (rs *redisSub) install(ps *redis.PubSub) bool {
 	}
 	rs.ps = ps
 	rs.lastSeen = time.Now()
+	rs.pingAt = time.Time{}
 	return true
 }
 
@@ -486,9 +488,9 @@ func (rs *redisSub) reconnect(old *redis.PubSub) bool {
 	}
 }
 
-// health pings an idle connection and closes one that stays silent, which
-// makes the reader reconnect. This catches half-open TCP connections that
-// would otherwise block Receive forever.
+// health pings an idle connection and closes one that does not answer,
+// which makes the reader reconnect. This catches half-open TCP connections
+// (partitions without RST) that would otherwise block Receive forever.
 func (rs *redisSub) health() {
 	defer rs.r.wg.Done()
 	interval := rs.r.healthInterval
@@ -501,13 +503,20 @@ func (rs *redisSub) health() {
 		case <-t.C:
 		}
 		rs.mu.Lock()
-		ps, idle := rs.ps, time.Since(rs.lastSeen)
+		ps, lastSeen, pingAt := rs.ps, rs.lastSeen, rs.pingAt
+		pending := !pingAt.IsZero() && lastSeen.Before(pingAt)
 		rs.mu.Unlock()
 		switch {
 		case ps == nil: // reconnecting
-		case idle >= 2*interval:
-			_ = ps.Close()
-		case idle >= interval:
+		case pending:
+			// No traffic at all since the PING, for at least one tick.
+			if time.Since(pingAt) >= interval/2 {
+				_ = ps.Close()
+			}
+		case time.Since(lastSeen) >= interval:
+			rs.mu.Lock()
+			rs.pingAt = time.Now()
+			rs.mu.Unlock()
 			pctx, cancel := context.WithTimeout(rs.ctx, interval)
 			err := ps.Ping(pctx)
 			cancel()

@@ -179,6 +179,7 @@ func (h *Hasher) newPHC() phc {
 //
 // with salt and hash in unpadded standard base64. The password is
 // NFKC-normalized, and argon2id hashes HMAC-SHA256(pepper key, normalized).
+// Hash does not apply a Policy. Its only error is ErrOverloaded.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	ph := h.newPHC()
 	key, err := h.derive(ctx, h.peppers[h.current], password, ph, h.params.KeyLen)
@@ -288,7 +289,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	wait, cancel := context.WithTimeout(ctx, h.queueTimeout)
 	defer cancel()
 	select {
-	default:
+	case h.slots <- struct{}{}:
 		return nil
 	case <-wait.Done():
 		return fmt.Errorf("%w: %w", ErrOverloaded, wait.Err())

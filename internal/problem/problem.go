@@ -144,6 +144,7 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		log.LogAttrs(r.Context(), level, "request failed",
 			slog.String("code", p.Code), slog.Int("status", p.Status),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("request_id", w.Header().Get("X-Request-Id")),
 			slog.Any("error", err))
 	}
 	body := map[string]any{}

@@ -19,6 +19,9 @@ type dialect interface {
 	// isUniqueViolation reports whether err is a unique or primary-key
 	// constraint violation.
 	isUniqueViolation(err error) bool
+	// scrub returns err without any part that can quote the values of a
+	// row, such as PostgreSQL's "Failing row contains (...)" detail.
+	scrub(err error) error
 }
 
 // normTime is the one time normalisation both backends apply on the way in

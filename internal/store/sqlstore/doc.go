@@ -40,11 +40,28 @@
 //   - a reader pool of several query_only connections for plain reads,
 //     which WAL lets proceed alongside the writer.
 //
-// Every connection sets journal_mode=WAL, foreign_keys=ON,
-// synchronous=NORMAL (durable across application crashes; a power loss
-// may lose the last commits, never corrupt the file) and a busy_timeout
-// that covers other processes, such as `gatehouse migrate`, using the file
-// at the same time. The database file is created with mode 0600.
+// The writer sets journal_mode=WAL (Open fails if the filesystem cannot do
+// WAL), foreign_keys=ON and synchronous=NORMAL (durable across application
+// crashes; a power loss may lose the last commits, never corrupt the file).
+// Every connection has a busy_timeout, which covers other processes, such
+// as `gatehouse migrate`, using the file at the same time. The database
+// file is created with mode 0600; SQLite gives its -wal and -shm files the
+// same mode.
+//
+// A consequence of the single writer: inside InTx, fn must not write (or
+// open another transaction) through the outer DB, as the contract says; on
+// SQLite that waits for the connection fn's own transaction holds, until
+// ctx ends.
+//
+// # Hostile input
+//
+// Client-supplied metadata (session IP, user agent and location, audit IP,
+// user agent and details) is stored with NUL and invalid UTF-8 replaced by
+// U+FFFD: PostgreSQL would reject such text, and a crafted header must not
+// be able to make a session or audit write fail, nor make the backends
+// disagree. Driver errors are wrapped without any part that can quote row
+// values, so no password or token hash reaches an error message; unique
+// violations become store.ErrConflict without the driver's detail.
 //
 // # PostgreSQL concurrency
 //

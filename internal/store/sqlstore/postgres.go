@@ -40,6 +40,30 @@ func (postgresDialect) isUniqueViolation(err error) bool {
 	return errors.As(err, &e) && e.Code == pgerrcode.UniqueViolation
 }
 
+// scrub replaces a server error by a copy without Detail, Where and
+// InternalQuery, which can quote row values (a password hash in "Failing
+// row contains (...)", a token hash in "Key (token_hash)=(...)"). The copy
+// keeps the SQLSTATE, message and object names, and is still a
+// *pgconn.PgError for errors.As.
+func (postgresDialect) scrub(err error) error {
+	var e *pgconn.PgError
+	if !errors.As(err, &e) {
+		return err
+	}
+	return &pgconn.PgError{
+		Severity:            e.Severity,
+		SeverityUnlocalized: e.SeverityUnlocalized,
+		Code:                e.Code,
+		Message:             e.Message,
+		Hint:                e.Hint,
+		SchemaName:          e.SchemaName,
+		TableName:           e.TableName,
+		ColumnName:          e.ColumnName,
+		DataTypeName:        e.DataTypeName,
+		ConstraintName:      e.ConstraintName,
+	}
+}
+
 // openPostgres connects to the PostgreSQL URL dsn through pgx's
 // database/sql driver. Objects live in the first existing schema of the
 // connection's search_path (settable as a URL parameter).

@@ -3,7 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -25,6 +28,24 @@ type queries struct {
 	d dialect
 	r querier
 	w querier
+}
+
+// fail wraps a driver error with the operation, after the dialect has
+// stripped anything that could echo row values (and so secrets).
+func (q *queries) fail(op string, err error) error {
+	return fmt.Errorf("sqlstore: %s: %w", op, q.d.scrub(err))
+}
+
+// cleanText makes client-supplied metadata (user agent, IP, location,
+// audit details) storable, identically, by both backends: PostgreSQL
+// rejects NUL and invalid UTF-8 in text where SQLite would keep them, and an
+// attacker who controls a header must not be able to make a session or an
+// audit write fail. Offending bytes become U+FFFD.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // t converts a time argument for the dialect.

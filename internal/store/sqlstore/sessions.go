@@ -45,7 +45,8 @@ func encodeAMR(amr []string) string {
 	return string(b)
 }
 
-// CreateSession implements store.Sessions.
+// CreateSession implements store.Sessions. IP, UserAgent and Location are
+// stored through cleanText.
 func (q *queries) CreateSession(ctx context.Context, s *store.Session) error {
 	var revokedAt any
 	if s.RevokedAt != nil {
@@ -54,12 +55,12 @@ func (q *queries) CreateSession(ctx context.Context, s *store.Session) error {
 	_, err := q.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, s.TokenHash, q.t(s.CreatedAt), q.t(s.LastSeenAt), q.t(s.AuthTime), q.t(s.ExpiresAt),
-		s.IP, s.UserAgent, s.Location, s.AAL, encodeAMR(s.AMR), revokedAt, s.RevokeReason)
+		cleanText(s.IP), cleanText(s.UserAgent), cleanText(s.Location), s.AAL, encodeAMR(s.AMR), revokedAt, s.RevokeReason)
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: create session: id or token hash already in use: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: create session: %w", err)
+		return q.fail("create session", err)
 	}
 	return nil
 }
@@ -71,7 +72,7 @@ func (q *queries) SessionByTokenHash(ctx context.Context, hash []byte) (*store.S
 		return nil, fmt.Errorf("sqlstore: session by token hash: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: session by token hash: %w", err)
+		return nil, q.fail("session by token hash", err)
 	}
 	return s, nil
 }
@@ -83,7 +84,7 @@ func (q *queries) SessionByID(ctx context.Context, id string) (*store.Session, e
 		return nil, fmt.Errorf("sqlstore: session by id: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: session by id: %w", err)
+		return nil, q.fail("session by id", err)
 	}
 	return s, nil
 }
@@ -95,39 +96,40 @@ func (q *queries) ListActiveSessions(ctx context.Context, userID string, now tim
 		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
 		ORDER BY last_seen_at DESC, id`, userID, q.t(now))
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+		return nil, q.fail("list active sessions", err)
 	}
 	defer rows.Close()
 	var out []*store.Session
 	for rows.Next() {
 		s, err := scanSession(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+			return nil, q.fail("list active sessions", err)
 		}
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list active sessions: %w", err)
+		return nil, q.fail("list active sessions", err)
 	}
 	return out, nil
 }
 
-// TouchSession implements store.Sessions.
+// TouchSession implements store.Sessions; ip and userAgent are stored
+// through cleanText.
 func (q *queries) TouchSession(ctx context.Context, id string, at time.Time, ip, userAgent string) error {
 	res, err := q.exec(ctx, `UPDATE sessions SET last_seen_at = ?, ip = ?, user_agent = ?
-		WHERE id = ? AND revoked_at IS NULL`, q.t(at), ip, userAgent, id)
+		WHERE id = ? AND revoked_at IS NULL`, q.t(at), cleanText(ip), cleanText(userAgent), id)
 	if err != nil {
-		return fmt.Errorf("sqlstore: touch session: %w", err)
+		return q.fail("touch session", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlstore: touch session: %w", err)
+		return q.fail("touch session", err)
 	} else if n > 0 {
 		return nil
 	}
 	exists, err := q.existsAfterWrite(ctx, "sessions", id)
 	switch {
 	case err != nil:
-		return fmt.Errorf("sqlstore: touch session: %w", err)
+		return q.fail("touch session", err)
 	case !exists:
 		return fmt.Errorf("sqlstore: touch session: %w", store.ErrNotFound)
 	default:
@@ -144,10 +146,10 @@ func (q *queries) RotateSessionToken(ctx context.Context, id string, newHash []b
 		return fmt.Errorf("sqlstore: rotate session token: token hash already in use: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: rotate session token: %w", err)
+		return q.fail("rotate session token", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlstore: rotate session token: %w", err)
+		return q.fail("rotate session token", err)
 	} else if n == 0 {
 		return fmt.Errorf("sqlstore: rotate session token: no active session: %w", store.ErrNotFound)
 	}
@@ -160,17 +162,17 @@ func (q *queries) RevokeSession(ctx context.Context, id string, at time.Time, re
 	res, err := q.exec(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
 		WHERE id = ? AND revoked_at IS NULL`, q.t(at), reason, id)
 	if err != nil {
-		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+		return false, q.fail("revoke session", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+		return false, q.fail("revoke session", err)
 	} else if n > 0 {
 		return true, nil
 	}
 	exists, err := q.existsAfterWrite(ctx, "sessions", id)
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("sqlstore: revoke session: %w", err)
+		return false, q.fail("revoke session", err)
 	case !exists:
 		return false, fmt.Errorf("sqlstore: revoke session: %w", store.ErrNotFound)
 	default:
@@ -186,19 +188,19 @@ func (q *queries) RevokeUserSessions(ctx context.Context, userID, exceptID strin
 		WHERE user_id = ? AND id <> ? AND revoked_at IS NULL
 		RETURNING id`, q.t(at), reason, userID, exceptID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+		return nil, q.fail("revoke user sessions", err)
 	}
 	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+			return nil, q.fail("revoke user sessions", err)
 		}
 		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: revoke user sessions: %w", err)
+		return nil, q.fail("revoke user sessions", err)
 	}
 	slices.Sort(ids)
 	return ids, nil

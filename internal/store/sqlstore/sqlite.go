@@ -28,6 +28,10 @@ func (sqliteDialect) name() string               { return "sqlite" }
 func (sqliteDialect) rebind(query string) string { return query }
 func (sqliteDialect) timeArg(t time.Time) any    { return t.UnixMicro() }
 
+// scrub keeps SQLite errors as they are: their messages name the
+// constraint or column, never a value.
+func (sqliteDialect) scrub(err error) error { return err }
+
 func (sqliteDialect) isUniqueViolation(err error) bool {
 	var e *sqlite.Error
 	if !errors.As(err, &e) {
@@ -72,7 +76,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 		return nil, errors.Join(fmt.Errorf("sqlstore: open sqlite %s: cannot enable WAL, journal_mode is %q", abs, mode), w.Close())
 	}
 	r, err := openSQLitePool(ctx, abs, url.Values{
-		"_pragma": {busy, "foreign_keys(1)", "query_only(1)"},
+		"_pragma": {busy, "query_only(1)"},
 	}, max(4, runtime.NumCPU()))
 	if err != nil {
 		return nil, errors.Join(err, w.Close())

@@ -102,7 +102,9 @@ func (db *DB) Audit() store.Audit { return db.q }
 
 // InTx runs fn in one transaction (READ COMMITTED on PostgreSQL, BEGIN
 // IMMEDIATE on SQLite). The transaction is rolled back if fn returns an
-// error, panics or exits the goroutine; fn's error is returned as is.
+// error, panics (the panic continues) or exits the goroutine; fn's error is
+// returned as is. fn must not use the outer DB: on SQLite its writes would
+// wait for the one writer connection, which this transaction holds.
 func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, db.txOpts)
 	if err != nil {
@@ -111,7 +113,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	finished := false
 	defer func() {
 		if !finished {
-			_ = tx.Rollback() // fn panicked; the panic is what matters
+			_ = tx.Rollback() // fn panicked or called runtime.Goexit
 		}
 	}()
 	fnErr := fn(txStore{&queries{d: db.d, r: tx, w: tx}})

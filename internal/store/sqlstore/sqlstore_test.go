@@ -2,10 +2,14 @@ package sqlstore_test
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
@@ -130,6 +134,81 @@ func TestOpenErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "s3cret-pw") {
 				t.Errorf("error %q leaks the database password", err)
+			}
+		})
+	}
+}
+
+// TestHostileClientText stores client-controlled metadata holding NUL and
+// invalid UTF-8 (both legal in an HTTP header or form value): PostgreSQL
+// would reject such text, so both backends must store the same valid,
+// U+FFFD-substituted string instead of failing the write.
+func TestHostileClientText(t *testing.T) {
+	const hostile, cleaned = "Bad\xff\x00UA", "Bad\uFFFD\uFFFDUA"
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			ctx := t.Context()
+			now := time.Now()
+			if err := db.Users().CreateUser(ctx, &store.User{ID: "u1", Email: "a@example.com", EmailKey: "a@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			err := db.Sessions().CreateSession(ctx, &store.Session{
+				ID: "s1", UserID: "u1", TokenHash: []byte{1}, IP: hostile, UserAgent: hostile, Location: hostile,
+				CreatedAt: now, LastSeenAt: now, AuthTime: now, ExpiresAt: now.Add(time.Hour),
+			})
+			if err != nil {
+				t.Fatalf("CreateSession: %v", err)
+			}
+			ss, err := db.Sessions().SessionByID(ctx, "s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ss.IP != cleaned || ss.UserAgent != cleaned || ss.Location != cleaned {
+				t.Errorf("stored IP %q, UserAgent %q, Location %q; want %q", ss.IP, ss.UserAgent, ss.Location, cleaned)
+			}
+			if err := db.Sessions().TouchSession(ctx, "s1", now, "x"+hostile, "y"+hostile); err != nil {
+				t.Fatalf("TouchSession: %v", err)
+			}
+			if ss, err = db.Sessions().SessionByID(ctx, "s1"); err != nil || ss.IP != "x"+cleaned || ss.UserAgent != "y"+cleaned {
+				t.Errorf("after TouchSession: %+v, %v", ss, err)
+			}
+			e := &store.Event{Type: "signin.failed", IP: hostile, UserAgent: hostile, At: now,
+				Details: map[string]string{"email": hostile, hostile: "v"}}
+			if err := db.Audit().AppendEvent(ctx, e); err != nil {
+				t.Fatalf("AppendEvent: %v", err)
+			}
+			evs, err := db.Audit().ListUserEvents(ctx, "", 0, 1)
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("ListUserEvents = %v, %v", evs, err)
+			}
+			want := map[string]string{"email": cleaned, cleaned: "v"}
+			if got := evs[0]; got.IP != cleaned || got.UserAgent != cleaned || !maps.Equal(got.Details, want) {
+				t.Errorf("stored event %+v; want IP, UserAgent %q and details %q", got, cleaned, want)
+			}
+		})
+	}
+}
+
+// TestConstraintErrorsOmitRowValues provokes a constraint violation on a
+// row holding a password hash: neither the message nor the driver error
+// reachable through errors.As may carry it (PostgreSQL's error detail
+// would, as "Failing row contains (...)").
+func TestConstraintErrorsOmitRowValues(t *testing.T) {
+	const secret = "$argon2id$v=19$m=65536,t=3,p=4$SECRET-HASH"
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			err := db.Users().CreateUser(t.Context(), &store.User{ID: "", Email: "a@example.com", EmailKey: "a@example.com", PasswordHash: secret})
+			if err == nil {
+				t.Fatal("CreateUser with an empty id succeeded")
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%+v", err), "SECRET-HASH") {
+				t.Errorf("error %q quotes the password hash", err)
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && (strings.Contains(pgErr.Detail, "SECRET-HASH") || pgErr.Code == "") {
+				t.Errorf("PostgreSQL error detail %q quotes the password hash (code %q)", pgErr.Detail, pgErr.Code)
 			}
 		})
 	}

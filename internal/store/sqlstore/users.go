@@ -31,7 +31,7 @@ func (q *queries) CreateUser(ctx context.Context, u *store.User) error {
 		return fmt.Errorf("sqlstore: create user: id or e-mail already registered: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: create user: %w", err)
+		return q.fail("create user", err)
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (q *queries) UserByID(ctx context.Context, id string) (*store.User, error) 
 		return nil, fmt.Errorf("sqlstore: user by id: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: user by id: %w", err)
+		return nil, q.fail("user by id", err)
 	}
 	return u, nil
 }
@@ -55,7 +55,7 @@ func (q *queries) UserByEmailKey(ctx context.Context, emailKey string) (*store.U
 		return nil, fmt.Errorf("sqlstore: user by e-mail key: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: user by e-mail key: %w", err)
+		return nil, q.fail("user by e-mail key", err)
 	}
 	return u, nil
 }
@@ -67,17 +67,17 @@ func (q *queries) SetPasswordHash(ctx context.Context, userID, oldHash, newHash 
 	res, err := q.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`,
 		newHash, q.t(at), userID, oldHash)
 	if err != nil {
-		return fmt.Errorf("sqlstore: set password hash: %w", err)
+		return q.fail("set password hash", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlstore: set password hash: %w", err)
+		return q.fail("set password hash", err)
 	} else if n > 0 {
 		return nil
 	}
 	exists, err := q.existsAfterWrite(ctx, "users", userID)
 	switch {
 	case err != nil:
-		return fmt.Errorf("sqlstore: set password hash: %w", err)
+		return q.fail("set password hash", err)
 	case !exists:
 		return fmt.Errorf("sqlstore: set password hash: %w", store.ErrNotFound)
 	default:
