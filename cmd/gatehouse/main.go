@@ -103,14 +103,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	backend := "sqlite"
-	if cfg.Database != "" {
-		backend = "postgres"
-	}
 	log.Info("gatehouse listening",
 		slog.String("addr", ln.Addr().String()),
 		slog.String("public_url", cfg.BaseURL()),
-		slog.String("database", backend),
+		slog.String("database", srv.Dialect),
 		slog.Bool("redis", cfg.Redis != ""),
 		slog.Bool("dev", cfg.Dev),
 		slog.String("version", version))

@@ -48,7 +48,7 @@ type Hasher interface {
 
 // Throttler counts attempts per key (throttle.Throttle).
 type Throttler interface {
-	Attempt(ctx context.Context, keys ...throttle.Key) time.Duration
+	Attempt(ctx context.Context, keys ...throttle.Key) throttle.Decision
 	Reset(ctx context.Context, keys ...throttle.Key)
 }
 
@@ -98,8 +98,8 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if wait := h.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassSignupIP, ID: httpx.ClientIP(r).String()}); wait > 0 {
-		return problem.RateLimited.WithRetryAfter(wait)
+	if d := h.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassSignupIP, ID: httpx.ClientIP(r).String()}); d.Wait > 0 {
+		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
 	email, err := requiredEmail(req.Email)
 	if err != nil {
@@ -126,8 +126,12 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	now := h.Sessions.Now()
 	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
+	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().CreateUser(ctx, u); err != nil {
+			return err
+		}
+		if superseded, err = supersede(r, tx, now); err != nil {
 			return err
 		}
 		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
@@ -140,6 +144,9 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return fmt.Errorf("account: signup: %w", err)
+	}
+	if superseded != "" {
+		h.Sessions.Revoked(ctx, superseded)
 	}
 	h.Sessions.SetCookie(w, token, s.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusCreated, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
@@ -165,13 +172,17 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	accountKey := throttle.Key{Class: ClassLoginAccount, ID: email.Key}
-	if wait := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: httpx.ClientIP(r).String()}, accountKey); wait > 0 {
-		e := audit.New(r, h.Sessions.Now(), audit.LoginThrottled, "", "")
-		if u, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
-			e.UserID = u.ID
+	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: httpx.ClientIP(r).String()}, accountKey); d.Wait > 0 {
+		if d.Tripped {
+			// Once per window, not per refusal: a flood of refused
+			// requests must not become a flood of writes.
+			e := audit.New(r, h.Sessions.Now(), audit.LoginThrottled, "", "")
+			if u, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+				e.UserID = u.ID
+			}
+			audit.Append(ctx, h.DB.Audit(), h.Log, e)
 		}
-		audit.Append(ctx, h.DB.Audit(), h.Log, e)
-		return problem.RateLimited.WithRetryAfter(wait)
+		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
 	u, err := h.DB.Users().UserByEmailKey(ctx, email.Key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -194,19 +205,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.Throttle.Reset(ctx, accountKey)
-	prev, hadPrev := session.FromContext(ctx)
 	now := h.Sessions.Now()
 	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
-	var superseded bool
+	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := h.upgradeHash(ctx, tx, r, u, newHash, now); err != nil {
 			return err
 		}
-		if hadPrev {
-			// The browser's previous session is replaced, never promoted.
-			if superseded, err = tx.Sessions().RevokeSession(ctx, prev.Session.ID, now, session.ReasonSuperseded); err != nil {
-				return err
-			}
+		if superseded, err = supersede(r, tx, now); err != nil {
+			return err
 		}
 		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
 			return err
@@ -216,8 +223,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("account: login: %w", err)
 	}
-	if superseded {
-		h.Sessions.Revoked(ctx, prev.Session.ID)
+	if superseded != "" {
+		h.Sessions.Revoked(ctx, superseded)
 	}
 	h.Sessions.SetCookie(w, token, s.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
@@ -325,6 +332,21 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
 }
 
+// supersede revokes the session the browser already had, if any: a new
+// sign-in replaces it and never promotes it (fixation). It returns the id to
+// invalidate after commit, or "".
+func supersede(r *http.Request, tx store.Tx, now time.Time) (string, error) {
+	prev, ok := session.FromContext(r.Context())
+	if !ok {
+		return "", nil
+	}
+	was, err := tx.Sessions().RevokeSession(r.Context(), prev.Session.ID, now, session.ReasonSuperseded)
+	if err != nil || !was {
+		return "", err
+	}
+	return prev.Session.ID, nil
+}
+
 var errWrongPassword = errors.New("account: wrong password")
 
 // verify checks pw against u's hash. On success it returns the new hash to
@@ -357,8 +379,8 @@ func (h *Handler) verifyStepUp(r *http.Request, u *store.User, pw, sessionID str
 		return "", problem.InvalidField.WithDetail("The password is too long.").With("field", "password")
 	}
 	key := throttle.Key{Class: ClassReauth, ID: u.ID}
-	if wait := h.Throttle.Attempt(ctx, key); wait > 0 {
-		return "", problem.RateLimited.WithRetryAfter(wait)
+	if d := h.Throttle.Attempt(ctx, key); d.Wait > 0 {
+		return "", problem.RateLimited.WithRetryAfter(d.Wait)
 	}
 	newHash, err := h.verify(ctx, u, pw)
 	if errors.Is(err, errWrongPassword) {

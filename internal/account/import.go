@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -87,8 +88,8 @@ func importOne(ctx context.Context, db store.Store, raw []byte, now time.Time) e
 		return fmt.Errorf("password_hash: %w", err)
 	}
 	name := strings.TrimSpace(rec.Name)
-	if len([]rune(name)) > maxNameLen {
-		return fmt.Errorf("name longer than %d characters", maxNameLen)
+	if err := httpx.CheckString("name", name, maxNameLen); err != nil {
+		return fmt.Errorf("name: at most %d characters, no control characters", maxNameLen)
 	}
 	u := &store.User{
 		ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name,

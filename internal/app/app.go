@@ -33,6 +33,8 @@ type Server struct {
 	Handler  http.Handler
 	DB       store.Store
 	Sessions *session.Manager
+	// Dialect names the database engine ("sqlite" or "postgres").
+	Dialect string
 
 	cfg    config.Config
 	log    *slog.Logger
@@ -102,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	s.DB = db
+	s.Dialect = db.Dialect()
 	local := ephemeral.NewMemory(opts.Now)
 	s.eph = local
 	if cfg.Redis != "" {
@@ -223,12 +226,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		checks[name] = "ok"
 	}
 	check("store", s.DB.Ping(ctx))
+	storeOK := ok
 	if s.cfg.Redis != "" {
 		check("redis", s.eph.Ping(ctx))
 	}
+	// Without the store nothing works: not ready. Without Redis the replica
+	// still serves (throttles count locally, session caches expire within
+	// their TTL), so it reports "degraded" but stays in the load balancer:
+	// a Redis outage must not take every replica out at once.
 	status, code := "ok", http.StatusOK
-	if !ok {
+	switch {
+	case !storeOK:
 		status, code = "unavailable", http.StatusServiceUnavailable
+	case !ok:
+		status = "degraded"
 	}
 	return httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
 }

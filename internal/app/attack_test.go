@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -422,5 +423,84 @@ func TestAttackNoSecretsInLogs(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"path":"/v1/login"`) {
 		t.Error("the access log is missing: the assertion above proves nothing")
+	}
+}
+
+// Sign-up with a planted cookie also replaces, never promotes, it.
+func TestAttackSignupSupersedesPlantedSession(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	attacker := h.newUser("planter@example.com")
+	victim := h.client()
+	planted := *attacker.cookie
+	victim.cookie = &planted
+	mustStatus(t, victim.signup("fresh@example.com", goodPassword), http.StatusCreated)
+	if victim.cookie.Value == planted.Value {
+		t.Fatal("sign-up kept the planted secret")
+	}
+	mustStatus(t, attacker.do("GET", "/v1/me", nil), http.StatusUnauthorized)
+}
+
+// One IP spraying many accounts hits the per-IP attempt limit.
+func TestAttackPasswordSprayPerIPLimit(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) { c.LoginAttemptsPerIP = 5 })
+	for i := range 5 {
+		mustStatus(t, h.client().login(fmt.Sprintf("spray%d@example.com", i), "Winter2026!Winter2026!"), http.StatusUnauthorized)
+	}
+	r := h.client().login("spray99@example.com", "Winter2026!Winter2026!")
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("6th attempt from one IP: %d %s", r.status, r.body)
+	}
+	// The refusal is audited once per window, not once per request.
+	for range 5 {
+		h.client().login("spray99@example.com", "x")
+	}
+	n := 0
+	if err := queryCount(h, "login.throttled", &n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d login.throttled events for one window, want 1", n)
+	}
+}
+
+// A stolen session cannot brute-force the password through step-up.
+func TestAttackReauthenticationBruteForce(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) { c.LoginFailuresPerAccount = 3 })
+	c := h.newUser("stolen@example.com")
+	for range 3 {
+		r := c.do("POST", "/v1/reauthenticate", map[string]string{"password": "guess guess guess guess"})
+		if r.status != http.StatusForbidden {
+			t.Fatalf("guess: %d %s", r.status, r.body)
+		}
+	}
+	r := c.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword})
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("4th step-up attempt: %d %s", r.status, r.body)
+	}
+}
+
+// Two replicas share PostgreSQL and Redis. Revoking on replica A ends the
+// session on replica B at once, even though B had it cached.
+func TestAttackRevocationReachesOtherReplica(t *testing.T) {
+	a := newHarness(t, "postgres+redis", func(c *config.Config) { c.SessionCacheTTL = time.Hour })
+	b := startHarness(t, a.cfg) // same database, Redis prefix and keys
+	owner := a.newUser("replicas@example.com")
+	phone := b.client()
+	mustStatus(t, phone.login("replicas@example.com", goodPassword), http.StatusOK)
+	r := phone.do("GET", "/v1/me", nil) // warms B's cache
+	mustStatus(t, r, http.StatusOK)
+	sid := r.json(t)["session"].(map[string]any)["id"].(string)
+
+	mustStatus(t, owner.do("DELETE", "/v1/sessions/"+sid, nil), http.StatusNoContent)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		r := phone.do("GET", "/v1/me", nil)
+		if r.status == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still accepts a session revoked on replica A")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -61,11 +61,16 @@ func TestSignupLoginSessionsLogoutFlow(t *testing.T) {
 			t.Fatalf("revoked session: %d %s", r.status, r.body)
 		}
 
+		loggedOut := *a.cookie
 		mustStatus(t, a.do("POST", "/v1/logout", nil), http.StatusNoContent)
 		if a.cookie != nil {
 			t.Error("logout did not clear the cookie")
 		}
 		mustStatus(t, a.do("GET", "/v1/me", nil), http.StatusUnauthorized)
+		// A copy of the cookie kept by an attacker is dead too (server-side logout).
+		replay := h.client()
+		replay.cookie = &loggedOut
+		mustStatus(t, replay.do("GET", "/v1/me", nil), http.StatusUnauthorized)
 
 		// Activity shows what happened, newest first.
 		c := h.client()

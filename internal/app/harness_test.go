@@ -3,11 +3,13 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,8 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
 	"github.com/gatehouse-auth/gatehouse/internal/testutil"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", to inspect the store's file
 )
 
 // fakeClock is the clock of security decisions in tests.
@@ -228,4 +232,15 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 			fn(t, b)
 		})
 	}
+}
+
+// queryCount counts audit events of one type across all users, reading the
+// SQLite file directly (sqlite harnesses only).
+func queryCount(h *harness, eventType string, n *int) error {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.cfg.DataDir, "gatehouse.db")+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.QueryRow("SELECT count(*) FROM audit_events WHERE type = ?", eventType).Scan(n)
 }

@@ -97,10 +97,10 @@ func TestPasswordPolicyAccepts(t *testing.T) {
 	h := newHarness(t, "sqlite", nil)
 	for i, pw := range []string{
 		"correct horse battery staple",
-		strings.Repeat("x1", 32),  // 64
-		strings.Repeat("y2", 64),  // 128
-		"密码是一个很长的句子用来测试系统的行为", // 19 CJK code points
-		"🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙", // 15 emoji
+		strings.Repeat("x1", 32), // 64
+		strings.Repeat("y2", 64), // 128
+		"密码是一个很长的句子用来测试系统的行为",    // 19 CJK code points
+		"🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙🐙",        // 15 emoji
 	} {
 		email := fmt.Sprintf("policy%d@example.com", i)
 		mustStatus(t, h.client().signup(email, pw), http.StatusCreated)

@@ -193,6 +193,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("--public-url uses plain http on a non-loopback host; use https (or --dev on localhost)"))
 		}
 	}
+	if c.Database != "" && strings.Contains(c.Database, "://") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
+		errs = append(errs, errors.New("--database must be empty (SQLite in --data-dir) or a postgres:// URL"))
+	}
+	if c.Dev && c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err == nil && !isLoopbackHost(u.Hostname()) {
+			errs = append(errs, errors.New("--dev is for localhost only: --public-url must be a loopback address"))
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+	}
 	if c.PasswordMinLength < 8 {
 		errs = append(errs, errors.New("--password-min-length must be at least 8 (NIST SP 800-63B)"))
 	}
@@ -205,8 +216,8 @@ func (c *Config) Validate() error {
 	if c.SessionCacheTTL < 0 {
 		errs = append(errs, errors.New("--session-cache-ttl must not be negative"))
 	}
-	if c.Argon2Threads == 0 || c.Argon2Threads > 255 {
-		errs = append(errs, errors.New("--argon2-threads must be 1..255"))
+	if c.Argon2Threads == 0 || c.Argon2Threads > 16 {
+		errs = append(errs, errors.New("--argon2-threads must be 1..16"))
 	}
 	if c.LoginAttemptsPerIP <= 0 || c.LoginFailuresPerAccount <= 0 || c.SignupsPerIP <= 0 || c.LoginFailureWindow <= 0 || c.SignupWindow <= 0 {
 		errs = append(errs, errors.New("throttle limits and windows must be positive"))

@@ -161,7 +161,7 @@ func (m *Manager) SetCookie(w http.ResponseWriter, token id.Secret, expires time
 		Value:    string(token),
 		Path:     "/",
 		Expires:  expires,
-		MaxAge:   int(time.Until(expires) / time.Second),
+		MaxAge:   int(expires.Sub(m.Now()) / time.Second),
 		Secure:   m.cfg.Secure,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,

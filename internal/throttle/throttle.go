@@ -45,27 +45,41 @@ func New(rules map[string]Rule, primary, fallback ephemeral.Store, log *slog.Log
 
 func (t *Throttle) storeKey(k Key) string { return "throttle:" + k.Class + ":" + k.ID }
 
-// Attempt counts one attempt against every key and reports how long the
-// caller must wait if any key is now over its limit (0 = go ahead). Counting
-// comes first and is atomic per key, so a burst of parallel requests cannot
-// slip past the limit between a check and a count.
-func (t *Throttle) Attempt(ctx context.Context, keys ...Key) time.Duration {
-	var wait time.Duration
+// Decision is the outcome of Attempt.
+type Decision struct {
+	// Wait is how long the caller must wait; 0 means go ahead.
+	Wait time.Duration
+	// Tripped is true only for the first refused attempt of a window, so
+	// callers can record the event once instead of once per refusal.
+	Tripped bool
+}
+
+// Attempt counts one attempt against the keys, in order, and reports whether
+// the caller must wait. Counting comes first and is atomic per key, so a
+// burst of parallel requests cannot slip past the limit between a check and
+// a count. Counting stops at the first key over its limit: a throttled IP
+// cannot keep creating counters for other keys. If neither the shared store
+// nor the local fallback can count, the attempt is refused (fail closed).
+func (t *Throttle) Attempt(ctx context.Context, keys ...Key) Decision {
 	for _, k := range keys {
 		rule, ok := t.rules[k.Class]
 		if !ok {
 			continue
 		}
 		n, ttl, err := t.primary.Incr(ctx, t.storeKey(k), rule.Window)
-		if err != nil {
+		if err != nil && t.fallback != t.primary {
 			t.log.WarnContext(ctx, "throttle: shared store failed; using local counters", slog.Any("error", err))
-			n, ttl, _ = t.fallback.Incr(ctx, t.storeKey(k), rule.Window)
+			n, ttl, err = t.fallback.Incr(ctx, t.storeKey(k), rule.Window)
 		}
-		if n > rule.Limit && ttl > wait {
-			wait = ttl
+		if err != nil {
+			t.log.ErrorContext(ctx, "throttle: cannot count attempts; refusing", slog.String("class", k.Class), slog.Any("error", err))
+			return Decision{Wait: rule.Window}
+		}
+		if n > rule.Limit {
+			return Decision{Wait: ttl, Tripped: n == rule.Limit+1}
 		}
 	}
-	return wait
+	return Decision{}
 }
 
 // Reset clears the given keys' counters (the account's after a successful
@@ -78,5 +92,7 @@ func (t *Throttle) Reset(ctx context.Context, keys ...Key) {
 	if err := t.primary.Delete(ctx, sk...); err != nil {
 		t.log.WarnContext(ctx, "throttle: shared store failed on reset", slog.Any("error", err))
 	}
-	_ = t.fallback.Delete(ctx, sk...)
+	if t.fallback != t.primary {
+		_ = t.fallback.Delete(ctx, sk...)
+	}
 }
