@@ -17,28 +17,11 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/ephemeral/ephemeraltest"
 	"github.com/gatehouse-auth/gatehouse/internal/testutil"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", to inspect the store's file
 )
-
-// fakeClock is the clock of security decisions in tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // syncBuffer collects log output from concurrent handlers.
 type syncBuffer struct {
@@ -62,7 +45,7 @@ type harness struct {
 	t     testing.TB
 	srv   *app.Server
 	ts    *httptest.Server
-	clock *fakeClock
+	clock *ephemeraltest.Clock
 	logs  *syncBuffer
 	cfg   config.Config
 }
@@ -93,7 +76,7 @@ func newHarness(t testing.TB, backend string, mutate func(*config.Config)) *harn
 
 func startHarness(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &fakeClock{t: time.Now().UTC()}, logs: &syncBuffer{}, cfg: cfg}
+	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, cfg: cfg}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := app.New(context.Background(), cfg, log, app.Options{Now: h.clock.Now})
 	if err != nil {

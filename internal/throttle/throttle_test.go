@@ -10,25 +10,14 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
+	"github.com/gatehouse-auth/gatehouse/internal/ephemeral/ephemeraltest"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 var rules = map[string]Rule{"acct": {Limit: 3, Window: time.Minute}}
 
 func TestAttemptLimitsAndWindow(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := ephemeraltest.NewClock(time.Time{})
 	mem := ephemeral.NewMemory(clk.Now)
 	th := New(rules, mem, mem, slog.New(slog.DiscardHandler))
 	k := Key{Class: "acct", ID: "a@example.com"}
