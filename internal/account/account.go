@@ -98,9 +98,6 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if d := h.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassSignupIP, ID: httpx.ClientIP(r).String()}); d.Wait > 0 {
-		return problem.RateLimited.WithRetryAfter(d.Wait)
-	}
 	email, err := requiredEmail(req.Email)
 	if err != nil {
 		return err
@@ -113,6 +110,10 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	// Counted after the cheap validation: junk requests create no counters.
+	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassSignupIP, ID: throttle.IPKey(httpx.ClientIP(r))}); d.Wait > 0 {
+		return problem.RateLimited.WithRetryAfter(d.Wait)
+	}
 	if existing, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.SignupEmailExists, existing.ID, ""))
 		return problem.EmailTaken
@@ -172,7 +173,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	accountKey := throttle.Key{Class: ClassLoginAccount, ID: email.Key}
-	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: httpx.ClientIP(r).String()}, accountKey); d.Wait > 0 {
+	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: throttle.IPKey(httpx.ClientIP(r))}, accountKey); d.Wait > 0 {
 		if d.Tripped {
 			// Once per window, not per refusal: a flood of refused
 			// requests must not become a flood of writes.
@@ -209,7 +210,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
-		if err := h.upgradeHash(ctx, tx, r, u, newHash, now); err != nil {
+		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
 			return err
 		}
 		if superseded, err = supersede(r, tx, now); err != nil {
@@ -220,6 +221,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		}
 		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.LoginSucceeded, u.ID, s.ID))
 	})
+	if errors.Is(err, errPasswordChanged) {
+		return problem.InvalidCredentials
+	}
 	if err != nil {
 		return fmt.Errorf("account: login: %w", err)
 	}
@@ -265,6 +269,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		return hashProblem(err)
 	}
 	now := h.Sessions.Now()
+	// The caller's own session gets a new secret too: a stolen copy of this
+	// very cookie dies with the old password.
+	token := id.NewSecret(session.TokenPrefix)
 	var revoked []string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, hash, now); err != nil {
@@ -273,16 +280,23 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, p.Session.ID, now, session.ReasonPasswordChanged); err != nil {
 			return err
 		}
+		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, token.Hash(), now); err != nil {
+			return err
+		}
 		e := audit.New(r, now, audit.PasswordChanged, u.ID, p.Session.ID)
 		return tx.Audit().AppendEvent(ctx, audit.With(e, "revoked_sessions", strconv.Itoa(len(revoked))))
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return problem.Conflict.WithDetail("The password was changed concurrently.")
 	}
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.Unauthenticated
+	}
 	if err != nil {
 		return fmt.Errorf("account: change password: %w", err)
 	}
-	h.Sessions.Revoked(ctx, revoked...)
+	h.Sessions.Revoked(ctx, append(revoked, p.Session.ID)...) // the last drops cached copies under the old secret
+	h.Sessions.SetCookie(w, token, p.Session.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked_sessions": len(revoked)})
 }
 
@@ -311,7 +325,7 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	now := h.Sessions.Now()
 	token := id.NewSecret(session.TokenPrefix)
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
-		if err := h.upgradeHash(ctx, tx, r, u, newHash, now); err != nil {
+		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
 			return err
 		}
 		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, token.Hash(), now); err != nil {
@@ -319,6 +333,9 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 		}
 		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID))
 	})
+	if errors.Is(err, errPasswordChanged) {
+		return problem.IncorrectPassword
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return problem.Unauthenticated
 	}
@@ -394,17 +411,27 @@ func (h *Handler) verifyStepUp(r *http.Request, u *store.User, pw, sessionID str
 	return newHash, nil
 }
 
-// upgradeHash stores a transparent rehash (compare-and-set: a concurrent
-// password change wins) and records it.
-func (h *Handler) upgradeHash(ctx context.Context, tx store.Tx, r *http.Request, u *store.User, newHash string, now time.Time) error {
-	if newHash == "" {
-		return nil
+// errPasswordChanged: the password changed between verification and commit.
+var errPasswordChanged = errors.New("account: password changed concurrently")
+
+// confirmPassword runs inside the transaction that creates or upgrades a
+// session after a password check. It compare-and-sets the hash that was
+// verified (to the transparent rehash, if any, else to itself): this fails
+// if a password change committed since the check, and otherwise locks the
+// user's row until commit, so a password change racing this sign-in either
+// sees (and revokes) the new session or makes the sign-in fail. Without it,
+// an attacker holding the old password could sign in in parallel with the
+// owner's password change and keep a live session.
+func (h *Handler) confirmPassword(ctx context.Context, tx store.Tx, r *http.Request, u *store.User, newHash string, now time.Time) error {
+	next := newHash
+	if next == "" {
+		next = u.PasswordHash
 	}
-	err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, newHash, now)
+	err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, next, now)
 	if errors.Is(err, store.ErrConflict) {
-		return nil
+		return errPasswordChanged
 	}
-	if err != nil {
+	if err != nil || newHash == "" {
 		return err
 	}
 	return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.PasswordRehashed, u.ID, ""))

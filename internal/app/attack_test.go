@@ -504,3 +504,67 @@ func TestAttackRevocationReachesOtherReplica(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An attacker holding the old password signs in again and again while the
+// owner changes it: no session created with the old password may survive
+// the change (the sign-in's transaction re-checks and locks the hash).
+func TestAttackOldPasswordSignInRacingPasswordChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) {
+			c.LoginFailuresPerAccount = 100000
+			c.LoginAttemptsPerIP = 100000
+		})
+		owner := h.newUser("race-change@example.com")
+		var mu sync.Mutex
+		var attackers []*client
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for i := 0; i < 200; i++ { // bounded; stop ends it sooner
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c := h.client()
+					if c.login("race-change@example.com", goodPassword).status == http.StatusOK {
+						mu.Lock()
+						attackers = append(attackers, c)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		time.Sleep(300 * time.Millisecond)
+		mustStatus(t, owner.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": "a completely different passphrase"}), http.StatusOK)
+		time.Sleep(300 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if len(attackers) == 0 {
+			t.Fatal("no sign-in succeeded before the change: the race was not exercised")
+		}
+		for _, c := range attackers {
+			if r := c.do("GET", "/v1/me", nil); r.status != http.StatusUnauthorized {
+				t.Fatalf("a session signed in with the old password survived the change: GET /v1/me answered %d (%d old-password sign-ins)", r.status, len(attackers))
+			}
+		}
+	})
+}
+
+// Changing the password rotates the caller's own session secret: a stolen
+// copy of this very cookie dies with the old password.
+func TestAttackPasswordChangeKillsStolenCopyOfCurrentCookie(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	owner := h.newUser("stolen-copy@example.com")
+	thief := h.client()
+	stolen := *owner.cookie
+	thief.cookie = &stolen
+	mustStatus(t, thief.do("GET", "/v1/me", nil), http.StatusOK)
+	mustStatus(t, owner.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": "a completely different passphrase"}), http.StatusOK)
+	if owner.cookie.Value == stolen.Value {
+		t.Fatal("the password change kept the session secret")
+	}
+	mustStatus(t, owner.do("GET", "/v1/me", nil), http.StatusOK)
+	mustStatus(t, thief.do("GET", "/v1/me", nil), http.StatusUnauthorized)
+}

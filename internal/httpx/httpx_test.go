@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -120,5 +121,21 @@ func TestCheckString(t *testing.T) {
 	}
 	if err := CheckString("name", "a\nb", 10); err == nil {
 		t.Error("control character accepted")
+	}
+}
+
+// A panicking handler becomes a logged 500 problem, not a dropped
+// connection, and the panic value never reaches the client.
+func TestAccessLogRecoversPanics(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	h := Chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("secret state") }), RequestID, AccessLog(log))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"code":"internal_error"`) || strings.Contains(rec.Body.String(), "secret state") {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), "panic in handler") || !strings.Contains(logs.String(), `"status":500`) {
+		t.Errorf("logs: %s", logs.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"log/slog"
 	"strings"
 )
 
@@ -30,7 +31,7 @@ type Secret string
 func (Secret) String() string { return "[REDACTED]" }
 
 // LogValue redacts the secret in log/slog output.
-func (Secret) LogValue() string { return "[REDACTED]" }
+func (Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
 
 // NewSecret returns prefix + "_" + base64url of 256 random bits.
 func NewSecret(prefix string) Secret {

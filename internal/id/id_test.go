@@ -29,10 +29,15 @@ func TestSecretShapeAndRedaction(t *testing.T) {
 	if fmt.Sprint(s) != "[REDACTED]" || fmt.Sprintf("%v", s) != "[REDACTED]" {
 		t.Fatal("secret printable")
 	}
-	var b strings.Builder
-	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "token", s)
-	if strings.Contains(b.String(), string(s)[4:]) {
-		t.Fatal("secret logged")
+	for name, h := range map[string]func(*strings.Builder) slog.Handler{
+		"text": func(b *strings.Builder) slog.Handler { return slog.NewTextHandler(b, nil) },
+		"json": func(b *strings.Builder) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var b strings.Builder
+		slog.New(h(&b)).Info("x", "token", s, slog.Any("any", s))
+		if strings.Contains(b.String(), string(s)[4:]) || !strings.Contains(b.String(), "[REDACTED]") {
+			t.Fatalf("%s handler: secret logged: %s", name, b.String())
+		}
 	}
 	if len(s.Hash()) != 32 {
 		t.Fatal("hash is not SHA-256")

@@ -24,6 +24,7 @@ type cache struct {
 	mu         sync.Mutex
 	byHash     map[[sha256.Size]byte]cacheEntry
 	tombstones map[string]time.Time // session id → until
+	swept      time.Time            // last sweep of expired tombstones
 }
 
 type cacheEntry struct {
@@ -84,10 +85,18 @@ func (c *cache) evict(now time.Time) {
 		}
 		delete(c.byHash, k)
 	}
-	for id, until := range c.tombstones {
-		if !now.Before(until) {
-			delete(c.tombstones, id)
-		}
+}
+
+// update replaces the principal of an existing entry but keeps its fetch
+// time: local activity must never extend how long a copy is trusted without
+// a store read (else a client changing its User-Agent on every request could
+// keep a revoked session's stale copy alive forever).
+func (c *cache) update(hash []byte, p *Principal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := key(hash)
+	if e, ok := c.byHash[k]; ok {
+		c.byHash[k] = cacheEntry{p: *p, fetched: e.fetched}
 	}
 }
 
@@ -103,9 +112,20 @@ func (c *cache) apply(msg []byte) {
 	if !ok {
 		return
 	}
+	if c.ttl <= 0 {
+		return
+	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if now.Sub(c.swept) >= c.ttl {
+		for id, until := range c.tombstones {
+			if !now.Before(until) {
+				delete(c.tombstones, id)
+			}
+		}
+		c.swept = now
+	}
 	c.tombstones[sid] = now.Add(c.ttl)
 	for k, e := range c.byHash {
 		if e.p.Session.ID == sid {

@@ -98,3 +98,38 @@ func TestDeviceLabel(t *testing.T) {
 		}
 	}
 }
+
+// Local activity (a touch) must not extend how long a cached copy is
+// trusted: after the TTL the store is read again, whatever the client does.
+func TestAttackTouchCannotExtendCacheTrust(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newCache(30*time.Second, func() time.Time { return now })
+	c.put([]byte("h"), principal("ses_a"))
+	for range 5 {
+		now = now.Add(10 * time.Second)
+		p := principal("ses_a")
+		p.Session.UserAgent = now.String() // a client rotating its User-Agent
+		c.update([]byte("h"), p)
+	}
+	if _, ok := c.get([]byte("h")); ok {
+		t.Fatal("touches kept a cached copy trusted past its TTL")
+	}
+}
+
+func TestTombstonesAreSwept(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newCache(30*time.Second, func() time.Time { return now })
+	for i := range 1000 {
+		c.apply([]byte("s:ses_" + string(rune('a'+i%26)) + time.Duration(i).String()))
+	}
+	now = now.Add(31 * time.Second)
+	c.apply([]byte("s:ses_last"))
+	if n := len(c.tombstones); n != 1 {
+		t.Fatalf("%d tombstones after their TTL, want 1", n)
+	}
+	off := newCache(0, time.Now)
+	off.apply([]byte("s:ses_x"))
+	if len(off.tombstones) != 0 {
+		t.Fatal("a disabled cache records tombstones")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mileusna/useragent"
@@ -61,8 +62,37 @@ func (m *Manager) ViewOf(s *store.Session, current bool) View {
 	}
 }
 
+// labels memoizes DeviceLabel: a deployment sees few distinct user agents,
+// and parsing one on every request was a measurable share of GET /v1/me.
+var labels struct {
+	sync.Mutex
+	m map[string]string
+}
+
+// maxLabels bounds the memo (user agents are client-chosen strings).
+const maxLabels = 10_000
+
 // DeviceLabel turns a user agent into "Firefox on Linux".
 func DeviceLabel(ua string) string {
+	labels.Lock()
+	l, ok := labels.m[ua]
+	labels.Unlock()
+	if ok {
+		return l
+	}
+	l = parseLabel(ua)
+	labels.Lock()
+	if labels.m == nil {
+		labels.m = map[string]string{}
+	}
+	if len(labels.m) < maxLabels {
+		labels.m[ua] = l
+	}
+	labels.Unlock()
+	return l
+}
+
+func parseLabel(ua string) string {
 	if ua == "" {
 		return "Unknown device"
 	}

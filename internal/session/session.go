@@ -308,7 +308,7 @@ func (m *Manager) touch(r *http.Request, hash []byte, p *Principal, now time.Tim
 		return fmt.Errorf("session: touch: %w", err)
 	}
 	s.LastSeenAt, s.IP, s.UserAgent = now, ip, ua
-	m.cache.put(hash, p)
+	m.cache.update(hash, p)
 	return nil
 }
 

@@ -47,7 +47,10 @@ type Users interface {
 	// SetPasswordHash replaces the hash only if the stored one equals
 	// oldHash (compare-and-set), so a transparent rehash can never undo a
 	// concurrent password change. ErrNotFound if the user does not exist,
-	// ErrConflict if the stored hash is no longer oldHash.
+	// ErrConflict if the stored hash is no longer oldHash. With
+	// newHash == oldHash it asserts, inside a transaction, that the password
+	// has not changed, and locks the row against a concurrent change until
+	// commit.
 	SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error
 }
 

@@ -10,6 +10,7 @@ package throttle
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
@@ -95,4 +96,14 @@ func (t *Throttle) Reset(ctx context.Context, keys ...Key) {
 	if t.fallback != t.primary {
 		_ = t.fallback.Delete(ctx, sk...)
 	}
+}
+
+// IPKey is the identifier of a client address for per-IP classes: the IPv4
+// address, or the IPv6 /64 — one subscriber usually holds a whole /64, so
+// counting single IPv6 addresses would give an attacker 2^64 fresh budgets.
+func IPKey(ip netip.Addr) string {
+	if ip.Is6() && !ip.Is4In6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.Unmap().String()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,6 +117,20 @@ func TestAttackThrottledKeyStopsCounting(t *testing.T) {
 	for i := range 10 {
 		if n, _, _ := mem.Count(ctx, "throttle:acct:"+string(rune('a'+i))); n != 0 {
 			t.Fatalf("throttled IP created account counter %d", i)
+		}
+	}
+}
+
+func TestIPKeyGroupsIPv6By64(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+	} {
+		if got := IPKey(netip.MustParseAddr(in)); got != want {
+			t.Errorf("IPKey(%s) = %s, want %s", in, got, want)
 		}
 	}
 }
