@@ -1,0 +1,1318 @@
+// Command loadgen measures Gatehouse against baselines taken in the same run,
+// so that the figures are ratios that mean something on any machine:
+//
+//  1. Sign-in throughput. Closed-loop POST /v1/login on keep-alive
+//     connections by -login-concurrency workers (default 4 × NumCPU), each
+//     signing in its own account, divided by the throughput of raw argon2id
+//     (golang.org/x/crypto/argon2.IDKey with the same m, t and p, a 16-byte
+//     salt and a 32-byte key) computed by NumCPU goroutines. Target ≥ 0.9.
+//  2. Authenticated GET /v1/me. Closed loop on -conns keep-alive connections
+//     (default 4 × NumCPU) with session cookies whose sessions are in the
+//     server's cache (each slice starts with a warm-up), divided by the same
+//     client, request and connection count against a net/http server whose
+//     handler does nothing. Target ≥ 0.5.
+//  3. Memory. VmRSS of the server fresh and idle after one sign-up, and its
+//     peak under the sign-in load (the largest VmRSS sampled every 100 ms,
+//     and VmHWM), from /proc/PID/status.
+//
+// # Using the machine the same way
+//
+// The load generator shares the cores with what it measures, so each
+// baseline runs the way its measurement does. The argon2id baseline runs in
+// a child process (loadgen re-executes itself with -argon2-baseline and
+// keeps it, warm, for the whole run) while loadgen only waits for its
+// answer, just as the server hashes in its own process while loadgen only
+// waits on sockets. The no-op server is a child process too (-noop-server),
+// driven by the same client code, request (cookie included) and connection
+// count as /v1/me. Every process that is not being measured is idle.
+//
+// Measurement and baseline are interleaved: -rounds rounds, each running
+// every series (baseline, then Gatehouse once per -log-levels entry) for one
+// slice of -warmup + -slice, in an order that rotates from round to round.
+// A ratio is total operations of the series over total operations of its
+// baseline, over equal measured time, so slow drift and bursts of noise on a
+// shared machine hit both sides alike; the per-round ratios are reported as
+// a spread. CPU use of the measured process, of loadgen and of the rest of
+// the machine ("other", from /proc/stat) is reported per series, so noise
+// from other processes is visible. A CPU-normalized ratio (CPU per
+// operation of the baseline over that of the series, loadgen's share
+// included) is printed next to each ratio: it is what the throughput ratio
+// would be if both had the cores to themselves, and it moves much less than
+// throughput when other processes compete for the machine.
+//
+// Within a slice, workers start operations only before the window ends; an
+// operation counts if it completes inside the window; each worker is also
+// bounded by -max-ops per slice. The next slice starts only when every
+// operation of the previous one has finished.
+//
+// Gatehouse runs as a child built elsewhere (-gatehouse PATH; loadgen builds
+// nothing): `serve --dev` on a free 127.0.0.1 port with a fresh data
+// directory in a temporary directory, sign-in and sign-up throttles raised
+// so that the load is not refused, its JSON log written to a file there. One
+// server runs per -log-levels entry (default "warn,info": at info the access
+// log writes a line per request). Children are stopped on return, error,
+// panic and SIGINT/SIGTERM/SIGHUP; on Linux the kernel also kills them if
+// loadgen dies (SIGKILL included), and the baseline children exit when
+// their stdin closes.
+//
+// Usage (scripts/bench.sh does this):
+//
+//	go build -o /tmp/gatehouse ./cmd/gatehouse
+//	go run ./tools/loadgen -gatehouse /tmp/gatehouse
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+const (
+	benchPassword = "correct horse battery staple"
+	// bigLimit raises the throttles far beyond what a run can reach.
+	bigLimit = "1000000000"
+	// maxLatencySamples bounds the memory used for latency percentiles.
+	maxLatencySamples = 1_000_000
+)
+
+type options struct {
+	gatehouse        string
+	rounds           int
+	slice            time.Duration
+	warmup           time.Duration
+	loginConcurrency int
+	conns            int
+	hashConcurrency  int
+	logLevels        []string
+	argon2Memory     uint
+	argon2Time       uint
+	argon2Threads    uint
+	maxOps           int
+	timeout          time.Duration
+	keep             bool
+}
+
+func main() {
+	code := 2
+	func() {
+		// Runs on return and while a panic unwinds main's goroutine.
+		defer cleanup()
+		code = realMain(os.Args[1:])
+	}()
+	os.Exit(code)
+}
+
+func realMain(args []string) int {
+	var o options
+	var levels string
+	var noop, baseline bool
+	var addr string
+	var workers int
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&o.gatehouse, "gatehouse", "", "path of a built gatehouse binary (required)")
+	fs.IntVar(&o.rounds, "rounds", 4, "rounds; each runs every series for one slice")
+	fs.DurationVar(&o.slice, "slice", 2*time.Second, "measured window of one slice")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured warm-up before each slice's window")
+	fs.IntVar(&o.loginConcurrency, "login-concurrency", 4*runtime.NumCPU(), "concurrent sign-in workers (one account and connection each)")
+	fs.IntVar(&o.conns, "conns", 4*runtime.NumCPU(), "connections (one worker each) for GET /v1/me and the no-op baseline")
+	fs.IntVar(&o.hashConcurrency, "hash-concurrency", 0, "--hash-concurrency of the server (0 = its default, NumCPU)")
+	fs.StringVar(&levels, "log-levels", "warn,info", "comma-separated --log-level values; one server runs per value")
+	fs.UintVar(&o.argon2Memory, "argon2-memory", 19456, "argon2id memory in KiB (server and baseline)")
+	fs.UintVar(&o.argon2Time, "argon2-time", 2, "argon2id passes (server and baseline)")
+	fs.UintVar(&o.argon2Threads, "argon2-threads", 1, "argon2id parallelism (server and baseline)")
+	fs.IntVar(&o.maxOps, "max-ops", 1_000_000, "upper bound of operations per worker and slice")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "abort the whole run after this long")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs, databases)")
+	// Child modes: loadgen re-executes itself for the baselines.
+	fs.BoolVar(&noop, "noop-server", false, "child mode: serve a no-op handler on -addr, print its address")
+	fs.BoolVar(&baseline, "argon2-baseline", false, `child mode: for each "run WARMUP WINDOW" line on stdin, hash with -workers goroutines and print JSON`)
+	fs.StringVar(&addr, "addr", "127.0.0.1:0", "child mode -noop-server: listen address (loopback only)")
+	fs.IntVar(&workers, "workers", runtime.NumCPU(), "child mode -argon2-baseline: goroutines")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for l := range strings.SplitSeq(levels, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			o.logLevels = append(o.logLevels, l)
+		}
+	}
+
+	switch {
+	case noop:
+		if err := noopServer(addr, o.timeout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen -noop-server:", err)
+			return 1
+		}
+		return 0
+	case baseline:
+		if err := argon2Baseline(o, workers); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen -argon2-baseline:", err)
+			return 1
+		}
+		return 0
+	}
+
+	if o.gatehouse == "" {
+		fmt.Fprintln(os.Stderr, "loadgen: -gatehouse PATH is required (go build -o /tmp/gatehouse ./cmd/gatehouse)")
+		return 2
+	}
+	if o.rounds < 1 || o.slice <= 0 || o.warmup < 0 || o.loginConcurrency < 1 || o.conns < 1 || o.maxOps < 1 || len(o.logLevels) == 0 {
+		fmt.Fprintln(os.Stderr, "loadgen: -rounds, -slice, -login-concurrency, -conns, -max-ops and -log-levels must be positive or non-empty")
+		return 2
+	}
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigc
+		fmt.Fprintf(os.Stderr, "\nloadgen: %v: stopping children\n", s)
+		cleanup()
+		os.Exit(130)
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	rep, err := run(ctx, o)
+	if rep != nil {
+		rep.print(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	if rep.invalid() {
+		fmt.Fprintln(os.Stderr, "loadgen: some series had errors; their ratios are not valid")
+		return 1
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Measurement loop
+
+// phase is the outcome of one closed-loop measurement.
+type phase struct {
+	Workers  int
+	Ops      int64         // completed successfully inside the window
+	Errs     int64         // failed at any time, warm-up included
+	FirstErr string        // the first failure, for the report
+	Window   time.Duration // measurement window
+	Lat      []time.Duration
+	CPU      cpuWindow // server (or child) and client CPU over the window
+}
+
+func (p *phase) Rate() float64 { return float64(p.Ops) / p.Window.Seconds() }
+
+// Pct returns the q-quantile (0..1) of the latencies.
+func (p *phase) Pct(q float64) time.Duration {
+	if len(p.Lat) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(p.Lat)-1))
+	return p.Lat[i]
+}
+
+// cpuWindow holds CPU seconds consumed during the window: by the process
+// under test, by loadgen (the client), and by the whole machine, so that
+// Other = Machine − Server − Client shows load from anything else.
+type cpuWindow struct {
+	Server, Client, Machine float64
+}
+
+// Other is the CPU used by neither side: other processes, steal, and
+// interrupt time not charged to a process.
+func (c cpuWindow) Other() float64 { return max(0, c.Machine-c.Server-c.Client) }
+
+// cpuSnap is a CPU snapshot of the process under test, loadgen and the
+// machine.
+type cpuSnap struct{ server, client, machine float64 }
+
+func snap(pid int) cpuSnap {
+	return cpuSnap{server: procCPU(pid), client: selfCPU(), machine: machineCPU()}
+}
+
+func (a cpuSnap) to(b cpuSnap) cpuWindow {
+	return cpuWindow{Server: b.server - a.server, Client: b.client - a.client, Machine: b.machine - a.machine}
+}
+
+// closedLoop runs op on workers goroutines: warm-up, then the measured
+// window. Each worker stops starting operations at the end of the window or
+// after maxOps operations; ops in flight at the end finish but do not count.
+// onStart and onEnd run at the window's edges (for CPU snapshots).
+func closedLoop(ctx context.Context, workers int, warmup, window time.Duration, maxOps int,
+	op func(ctx context.Context, w int) error, onStart, onEnd func()) *phase {
+	start := time.Now()
+	from := start.Add(warmup)
+	end := from.Add(window)
+	// Hard bound for operations stuck past the window.
+	ctx, cancel := context.WithDeadline(ctx, end.Add(30*time.Second))
+	defer cancel()
+
+	type result struct {
+		ops, errs int64
+		first     string
+		lat       []time.Duration
+	}
+	results := make([]result, workers)
+	perWorker := max(1, maxLatencySamples/workers)
+	var edges sync.WaitGroup
+	edges.Go(func() {
+		defer guard()
+		if sleepUntil(ctx, from) && onStart != nil {
+			onStart()
+		}
+		if sleepUntil(ctx, end) && onEnd != nil {
+			onEnd()
+		}
+	})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			defer guard()
+			r := &results[w]
+			for range maxOps {
+				t0 := time.Now()
+				if !t0.Before(end) || ctx.Err() != nil {
+					return
+				}
+				err := op(ctx, w)
+				t1 := time.Now()
+				if err != nil {
+					if r.errs == 0 {
+						r.first = err.Error()
+					}
+					r.errs++
+					continue
+				}
+				if t1.Before(from) || t1.After(end) {
+					continue
+				}
+				r.ops++
+				if len(r.lat) < perWorker {
+					r.lat = append(r.lat, t1.Sub(t0))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	edges.Wait()
+	p := &phase{Workers: workers, Window: window}
+	for _, r := range results {
+		p.Ops += r.ops
+		p.Errs += r.errs
+		if p.FirstErr == "" {
+			p.FirstErr = r.first
+		}
+		p.Lat = append(p.Lat, r.lat...)
+	}
+	slices.Sort(p.Lat)
+	return p
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Child mode: raw argon2id baseline
+
+type baselineResult struct {
+	Hashes  int64   `json:"hashes"`
+	Seconds float64 `json:"seconds"`
+	CPU     float64 `json:"cpu_seconds"`         // this process, over the window
+	Machine float64 `json:"machine_cpu_seconds"` // the whole machine, over the window
+	Lat     []int64 `json:"latencies_ns"`        // per hash, sorted
+}
+
+// argon2Baseline serves "run WARMUP WINDOW" lines from stdin: for each it
+// hashes with workers goroutines (a closed loop, like the server's hashing
+// slots) and prints a baselineResult as one JSON line. It returns at "quit",
+// at the end of stdin (the parent is gone) or after at most 10 000 commands.
+func argon2Baseline(o options, workers int) error {
+	if workers < 1 || o.argon2Threads < 1 || o.argon2Threads > 255 {
+		return errors.New("-workers and -argon2-threads must be positive (threads ≤ 255)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	salts := make([][]byte, workers)
+	for i := range salts {
+		salts[i] = bytes.Repeat([]byte{byte(i + 1)}, 16)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	out := json.NewEncoder(os.Stdout)
+	for range 10_000 {
+		if !in.Scan() {
+			return in.Err()
+		}
+		f := strings.Fields(in.Text())
+		if len(f) == 1 && f[0] == "quit" {
+			return nil
+		}
+		if len(f) != 3 || f[0] != "run" {
+			return fmt.Errorf("bad command %q", in.Text())
+		}
+		warmup, err1 := time.ParseDuration(f[1])
+		window, err2 := time.ParseDuration(f[2])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		var cpu0, cpu1, machine0, machine1 float64
+		p := closedLoop(ctx, workers, warmup, window, o.maxOps, func(_ context.Context, w int) error {
+			key := argon2.IDKey([]byte(benchPassword), salts[w], uint32(o.argon2Time), uint32(o.argon2Memory), uint8(o.argon2Threads), 32)
+			if len(key) != 32 {
+				return errors.New("short key")
+			}
+			return nil
+		}, func() { cpu0, machine0 = selfCPU(), machineCPU() }, func() { cpu1, machine1 = selfCPU(), machineCPU() })
+		if p.Errs > 0 {
+			return errors.New(p.FirstErr)
+		}
+		r := baselineResult{Hashes: p.Ops, Seconds: p.Window.Seconds(), CPU: cpu1 - cpu0, Machine: machine1 - machine0}
+		for _, d := range p.Lat {
+			r.Lat = append(r.Lat, int64(d))
+		}
+		if err := out.Encode(r); err != nil {
+			return err
+		}
+	}
+	return errors.New("too many commands")
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// ---------------------------------------------------------------------------
+// Child mode: no-op HTTP server
+
+// noopServer serves 200 with an empty body to every request, with the same
+// http.Server limits as Gatehouse. It prints "listening ADDR" once ready and
+// exits on SIGTERM/SIGINT, when its stdin closes (the parent is gone), or
+// after maxLife.
+func noopServer(addr string, maxLife time.Duration) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing non-loopback address %q", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	stop := make(chan struct{}, 3)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sigc; stop <- struct{}{} }()
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); stop <- struct{}{} }()
+	go func() { time.Sleep(maxLife); stop <- struct{}{} }()
+	go func() { <-stop; _ = srv.Close() }()
+	fmt.Printf("listening %s\n", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Children
+
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // Wait's result, once done is closed
+	once sync.Once
+}
+
+var (
+	childMu  sync.Mutex
+	children = map[*child]struct{}{}
+)
+
+// launch starts cmd and registers it for stopAll.
+func launch(name string, cmd *exec.Cmd) (*child, error) {
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	childMu.Lock()
+	children[c] = struct{}{}
+	childMu.Unlock()
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop asks the child to exit (SIGTERM), kills it after 5 s, and waits at
+// most 5 s more.
+func (c *child) stop() {
+	c.once.Do(func() {
+		if !c.exited() {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-c.done:
+			case <-time.After(5 * time.Second):
+				_ = c.cmd.Process.Kill()
+				select {
+				case <-c.done:
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+		childMu.Lock()
+		delete(children, c)
+		childMu.Unlock()
+	})
+}
+
+// stopAll stops every child still registered.
+func stopAll() {
+	childMu.Lock()
+	list := make([]*child, 0, len(children))
+	for c := range children {
+		list = append(list, c)
+	}
+	childMu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range list {
+		wg.Go(c.stop)
+	}
+	wg.Wait()
+}
+
+// guard is deferred by every goroutine: a panic stops the children before
+// it crashes the program.
+func guard() {
+	if v := recover(); v != nil {
+		cleanup()
+		panic(v)
+	}
+}
+
+var (
+	tempMu   sync.Mutex
+	tempDirs []string
+)
+
+// removeOnCleanup registers a temporary directory for cleanup.
+func removeOnCleanup(dir string) {
+	tempMu.Lock()
+	tempDirs = append(tempDirs, dir)
+	tempMu.Unlock()
+}
+
+// cleanup stops every child, then removes the registered directories (the
+// servers must be gone before their databases).
+func cleanup() {
+	stopAll()
+	tempMu.Lock()
+	defer tempMu.Unlock()
+	for _, d := range tempDirs {
+		_ = os.RemoveAll(d)
+	}
+	tempDirs = nil
+}
+
+// lineChild is loadgen re-executed in a child mode, talking in lines over
+// its stdin and stdout. Closing stdin (or loadgen dying) ends it.
+type lineChild struct {
+	*child
+	in    *os.File
+	lines chan string
+}
+
+func startSelf(ctx context.Context, name string, args ...string) (*lineChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, errors.Join(err, inR.Close(), inW.Close())
+	}
+	cmd.Stdin, cmd.Stdout = inR, outW
+	c, err := launch(name, cmd)
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		return nil, errors.Join(err, inW.Close(), outR.Close())
+	}
+	lc := &lineChild{child: c, in: inW, lines: make(chan string, 16)}
+	go func() { <-c.done; inW.Close() }()
+	go func() {
+		defer close(lc.lines)
+		defer outR.Close()
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			lc.lines <- sc.Text()
+		}
+	}()
+	return lc, nil
+}
+
+// readLine waits at most d for the child's next line.
+func (lc *lineChild) readLine(ctx context.Context, d time.Duration) (string, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case s, ok := <-lc.lines:
+		if !ok {
+			select {
+			case <-lc.done:
+				return "", fmt.Errorf("%s exited: %v", lc.name, lc.err)
+			case <-time.After(5 * time.Second):
+				return "", fmt.Errorf("%s closed its output", lc.name)
+			}
+		}
+		return s, nil
+	case <-t.C:
+		return "", fmt.Errorf("%s: no answer within %s", lc.name, d)
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// startNoop starts the no-op server child; it returns it and its base URL.
+func startNoop(ctx context.Context, o options) (*lineChild, string, error) {
+	lc, err := startSelf(ctx, "no-op server", "-noop-server", "-addr", "127.0.0.1:0", "-timeout", o.timeout.String())
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := lc.readLine(ctx, 10*time.Second)
+	if err != nil {
+		lc.stop()
+		return nil, "", err
+	}
+	addr, ok := strings.CutPrefix(s, "listening ")
+	if !ok {
+		lc.stop()
+		return nil, "", fmt.Errorf("no-op server: unexpected output %q", s)
+	}
+	return lc, "http://" + addr, nil
+}
+
+// startArgon2 starts the argon2id baseline child with NumCPU workers.
+func startArgon2(ctx context.Context, o options) (*lineChild, error) {
+	return startSelf(ctx, "argon2id baseline", "-argon2-baseline",
+		"-workers", strconv.Itoa(runtime.NumCPU()),
+		"-argon2-memory", strconv.FormatUint(uint64(o.argon2Memory), 10),
+		"-argon2-time", strconv.FormatUint(uint64(o.argon2Time), 10),
+		"-argon2-threads", strconv.FormatUint(uint64(o.argon2Threads), 10),
+		"-max-ops", strconv.Itoa(o.maxOps), "-timeout", o.timeout.String())
+}
+
+// argon2Slice has the baseline child run one slice.
+func argon2Slice(ctx context.Context, lc *lineChild, o options) (*phase, error) {
+	c0 := selfCPU()
+	if _, err := fmt.Fprintf(lc.in, "run %s %s\n", o.warmup, o.slice); err != nil {
+		return nil, fmt.Errorf("argon2id baseline: %w", err)
+	}
+	s, err := lc.readLine(ctx, o.warmup+o.slice+time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	var r baselineResult
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return nil, fmt.Errorf("argon2id baseline: output %.200q: %w", s, err)
+	}
+	p := &phase{Workers: runtime.NumCPU(), Ops: r.Hashes, Window: time.Duration(r.Seconds * float64(time.Second)),
+		CPU: cpuWindow{Server: r.CPU, Client: selfCPU() - c0, Machine: r.Machine}}
+	for _, ns := range r.Lat {
+		p.Lat = append(p.Lat, time.Duration(ns))
+	}
+	return p, nil
+}
+
+type gatehouse struct {
+	*child
+	base    string
+	logPath string
+}
+
+// startGatehouse starts the server on a free loopback port with a fresh
+// data directory and waits for /readyz. GATEHOUSE_* variables of the
+// environment are dropped so that nothing but these flags configures it.
+func startGatehouse(ctx context.Context, o options, dir, level string) (*gatehouse, error) {
+	var lastErr error
+	for attempt := range 3 { // the free port may be taken before the server binds it
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		data := filepath.Join(dir, fmt.Sprintf("data-%s-%d", level, attempt))
+		args := []string{"serve", "--dev",
+			"--addr", addr, "--data-dir", data, "--log-level", level,
+			"--login-attempts-per-ip", bigLimit,
+			"--login-failures-per-account", bigLimit,
+			"--signups-per-ip", bigLimit,
+			"--argon2-memory", strconv.FormatUint(uint64(o.argon2Memory), 10),
+			"--argon2-time", strconv.FormatUint(uint64(o.argon2Time), 10),
+			"--argon2-threads", strconv.FormatUint(uint64(o.argon2Threads), 10),
+		}
+		if o.hashConcurrency > 0 {
+			args = append(args, "--hash-concurrency", strconv.Itoa(o.hashConcurrency))
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("gatehouse-%s-%d.log", level, attempt))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, o.gatehouse, args...)
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GATEHOUSE_") })
+		cmd.Stdout, cmd.Stderr = logf, logf
+		c, err := launch("gatehouse", cmd)
+		logf.Close()
+		if err != nil {
+			return nil, err
+		}
+		g := &gatehouse{child: c, base: "http://" + addr, logPath: logPath}
+		if err := waitReady(ctx, g); err != nil {
+			c.stop()
+			lastErr = fmt.Errorf("%w\n--- %s (tail) ---\n%s", err, logPath, tail(logPath, 2048))
+			continue
+		}
+		return g, nil
+	}
+	return nil, lastErr
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady polls /readyz every 50 ms for at most 30 s.
+func waitReady(ctx context.Context, g *gatehouse) error {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	deadline := time.Now().Add(30 * time.Second)
+	for range 600 {
+		if g.exited() {
+			return fmt.Errorf("gatehouse exited during start: %v", g.err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/readyz", nil)
+		if resp, err := c.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || !sleepUntil(ctx, time.Now().Add(50*time.Millisecond)) {
+			break
+		}
+	}
+	return errors.New("gatehouse not ready within 30s")
+}
+
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(-n, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	return string(b)
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+
+// procStatus returns VmRSS and VmHWM of pid in bytes.
+func procStatus(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		if name == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	if rss == 0 || hwm == 0 {
+		return 0, 0, fmt.Errorf("no VmRSS/VmHWM in /proc/%d/status", pid)
+	}
+	return rss, hwm, nil
+}
+
+// clockTick is USER_HZ, which is 100 on every Linux ABI Go supports.
+const clockTick = 100
+
+// procCPU returns the CPU seconds (user + system) pid has used.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / clockTick
+}
+
+// machineCPU returns the busy CPU seconds of the whole machine (user, nice,
+// system, irq, softirq, steal) from /proc/stat.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		busy += v
+	}
+	return busy / clockTick
+}
+
+// rssSampler records the largest VmRSS of pid every 100 ms until stopped.
+type rssSampler struct {
+	max  atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleRSS(pid int, limit time.Duration) *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer guard()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		deadline := time.After(limit)
+		for range int(limit/(100*time.Millisecond)) + 1 {
+			if rss, _, err := procStatus(pid); err == nil && rss > s.max.Load() {
+				s.max.Store(rss)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-deadline:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) finish() int64 {
+	close(s.stop)
+	<-s.done
+	return s.max.Load()
+}
+
+// ---------------------------------------------------------------------------
+// HTTP client
+
+// newClient returns a keep-alive client holding up to conns connections to
+// one host, without proxy, compression or cookie jar (cookies are sent by
+// hand, so every worker controls which session it uses).
+func newClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			MaxConnsPerHost:     conns,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// call sends a request and drains the response so the connection is reused.
+// It returns the response (body consumed) or an error for a status other
+// than want.
+func call(ctx context.Context, c *http.Client, method, url, cookie string, body []byte, want int) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("%s %s: status %d: %s", method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func sessionCookie(resp *http.Response) (string, error) {
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "gh_session" && ck.Value != "" {
+			return ck.Name + "=" + ck.Value, nil
+		}
+	}
+	return "", errors.New("no gh_session cookie in the response")
+}
+
+func credentials(i int) []byte {
+	b, _ := json.Marshal(map[string]string{
+		"email":    fmt.Sprintf("loadgen-%d@example.com", i),
+		"password": benchPassword,
+	})
+	return b
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+// series is one thing measured slice by slice: a baseline or a server.
+type series struct {
+	name   string
+	run    func(ctx context.Context) (*phase, error) // one slice
+	slices []*phase                                  // one per round
+}
+
+// total merges the slices.
+func (s *series) total() *phase {
+	t := &phase{}
+	for _, p := range s.slices {
+		t.Workers = p.Workers
+		t.Ops += p.Ops
+		t.Errs += p.Errs
+		if t.FirstErr == "" {
+			t.FirstErr = p.FirstErr
+		}
+		t.Window += p.Window
+		t.Lat = append(t.Lat, p.Lat...)
+		t.CPU.Server += p.CPU.Server
+		t.CPU.Client += p.CPU.Client
+		t.CPU.Machine += p.CPU.Machine
+	}
+	slices.Sort(t.Lat)
+	return t
+}
+
+// interleave runs rounds rounds of one slice of every series, rotating the
+// order so that each series takes each position as often as possible.
+func interleave(ctx context.Context, rounds int, ss []*series) error {
+	for r := range rounds {
+		for i := range ss {
+			s := ss[(r+i)%len(ss)]
+			p, err := s.run(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			s.slices = append(s.slices, p)
+		}
+	}
+	return nil
+}
+
+// server is one Gatehouse child and the accounts created on it.
+type server struct {
+	*gatehouse
+	level   string
+	client  *http.Client
+	creds   [][]byte // one account per sign-in worker
+	cookies []string // their sign-up sessions, used for GET /v1/me
+
+	rssFresh, rssIdle, rssPeak, hwmSignIn, rssAfter, hwmAfter int64
+}
+
+type report struct {
+	opts    options
+	signIn  []*series // the argon2id baseline, then one per server
+	me      []*series // the no-op baseline, then one per server
+	servers []*server
+}
+
+func run(ctx context.Context, o options) (*report, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-loadgen-")
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "loadgen: keeping", dir)
+	} else {
+		removeOnCleanup(dir)
+		defer cleanup()
+	}
+	rep := &report{opts: o}
+
+	fmt.Fprintln(os.Stderr, "loadgen: starting the baseline children and", len(o.logLevels), "Gatehouse server(s)…")
+	a2, err := startArgon2(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer a2.stop()
+	noop, noopBase, err := startNoop(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer noop.stop()
+	for _, level := range o.logLevels {
+		s, err := startServer(ctx, o, dir, level)
+		if s != nil {
+			rep.servers = append(rep.servers, s)
+			defer s.stop()
+			defer s.client.CloseIdleConnections()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// 1. Sign-in against raw argon2id.
+	rep.signIn = append(rep.signIn, &series{name: "raw argon2id", run: func(ctx context.Context) (*phase, error) {
+		return argon2Slice(ctx, a2, o)
+	}})
+	var samplers []*rssSampler
+	perRound := time.Duration(len(o.logLevels)+1) * (o.warmup + o.slice + time.Second)
+	for _, s := range rep.servers {
+		rep.signIn = append(rep.signIn, &series{name: "sign-in [" + s.level + "]", run: func(ctx context.Context) (*phase, error) {
+			return httpSlice(ctx, o, o.loginConcurrency, s.pid(), func(ctx context.Context, w int) error {
+				resp, err := call(ctx, s.client, http.MethodPost, s.base+"/v1/login", "", s.creds[w], http.StatusOK)
+				if err != nil {
+					return err
+				}
+				_, err = sessionCookie(resp)
+				return err
+			})
+		}})
+		samplers = append(samplers, sampleRSS(s.pid(), time.Duration(o.rounds)*perRound+time.Minute))
+	}
+	fmt.Fprintf(os.Stderr, "loadgen: sign-in vs raw argon2id, %d rounds…\n", o.rounds)
+	err = interleave(ctx, o.rounds, rep.signIn)
+	for i, s := range rep.servers {
+		s.rssPeak = samplers[i].finish()
+		_, s.hwmSignIn, _ = procStatus(s.pid())
+	}
+	if err != nil {
+		return rep, err
+	}
+
+	// 2. GET /v1/me against a no-op handler.
+	noopClient := newClient(o.conns)
+	defer noopClient.CloseIdleConnections()
+	rep.me = append(rep.me, &series{name: "no-op", run: func(ctx context.Context) (*phase, error) {
+		return httpSlice(ctx, o, o.conns, noop.pid(), func(ctx context.Context, w int) error {
+			// The same request as GET /v1/me, cookie included.
+			_, err := call(ctx, noopClient, http.MethodGet, noopBase+"/v1/me", "gh_session=ghs_noop", nil, http.StatusOK)
+			return err
+		})
+	}})
+	for _, s := range rep.servers {
+		rep.me = append(rep.me, &series{name: "GET /v1/me [" + s.level + "]", run: func(ctx context.Context) (*phase, error) {
+			return httpSlice(ctx, o, o.conns, s.pid(), func(ctx context.Context, w int) error {
+				_, err := call(ctx, s.client, http.MethodGet, s.base+"/v1/me", s.cookies[w%len(s.cookies)], nil, http.StatusOK)
+				return err
+			})
+		}})
+	}
+	fmt.Fprintf(os.Stderr, "loadgen: GET /v1/me vs no-op, %d rounds…\n", o.rounds)
+	err = interleave(ctx, o.rounds, rep.me)
+	for _, s := range rep.servers {
+		s.rssAfter, s.hwmAfter, _ = procStatus(s.pid())
+		if err == nil && s.exited() {
+			err = fmt.Errorf("gatehouse [%s] exited during the run: %v\n%s", s.level, s.err, tail(s.logPath, 2048))
+		}
+	}
+	return rep, err
+}
+
+// httpSlice runs one slice of op on workers workers, recording the CPU of
+// the process pid.
+func httpSlice(ctx context.Context, o options, workers, pid int, op func(ctx context.Context, w int) error) (*phase, error) {
+	var c0, c1 cpuSnap
+	p := closedLoop(ctx, workers, o.warmup, o.slice, o.maxOps, op, func() { c0 = snap(pid) }, func() { c1 = snap(pid) })
+	p.CPU = c0.to(c1)
+	return p, ctx.Err()
+}
+
+// startServer starts a Gatehouse at level, measures its memory fresh and
+// after one sign-up, and signs up the remaining accounts.
+func startServer(ctx context.Context, o options, dir, level string) (*server, error) {
+	g, err := startGatehouse(ctx, o, dir, level)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{gatehouse: g, level: level, client: newClient(max(o.loginConcurrency, o.conns))}
+	s.creds = make([][]byte, o.loginConcurrency)
+	s.cookies = make([]string, o.loginConcurrency)
+	for i := range s.creds {
+		s.creds[i] = credentials(i)
+	}
+	signup := func(i int) error {
+		resp, err := call(ctx, s.client, http.MethodPost, s.base+"/v1/signup", "", s.creds[i], http.StatusCreated)
+		if err != nil {
+			return err
+		}
+		s.cookies[i], err = sessionCookie(resp)
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	if s.rssFresh, _, err = procStatus(s.pid()); err != nil {
+		return s, err
+	}
+	if err := signup(0); err != nil {
+		return s, err
+	}
+	time.Sleep(time.Second)
+	if s.rssIdle, _, err = procStatus(s.pid()); err != nil {
+		return s, err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.creds))
+	for i := 1; i < len(s.creds); i++ {
+		wg.Go(func() { defer guard(); errs[i] = signup(i) })
+	}
+	wg.Wait()
+	return s, errors.Join(errs...)
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+func (rep *report) invalid() bool {
+	for _, ss := range [][]*series{rep.signIn, rep.me} {
+		for _, s := range ss {
+			for _, p := range s.slices {
+				if p.Errs > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// cpuPerOp is the CPU of the measured process and loadgen per operation.
+func cpuPerOp(p *phase) float64 { return (p.CPU.Server + p.CPU.Client) / float64(max(1, p.Ops)) }
+
+func rate(r float64) string {
+	if r >= 1000 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+
+func verdict(ratio, target float64, errs int64) string {
+	switch {
+	case errs > 0:
+		return "INVALID (errors)"
+	case ratio >= target:
+		return fmt.Sprintf("ok (target ≥ %.2f)", target)
+	default:
+		return fmt.Sprintf("MISSED (target ≥ %.2f)", target)
+	}
+}
+
+func (rep *report) print(out io.Writer) {
+	o := rep.opts
+	fmt.Fprintf(out, "\nGatehouse loadgen — %s/%s, NumCPU=%d, %s, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Fprintf(out, "argon2id m=%d KiB t=%d p=%d; %d rounds × %s measured (+%s warm-up) per series; sign-in workers %d; /me and no-op connections %d\n",
+		o.argon2Memory, o.argon2Time, o.argon2Threads, o.rounds, o.slice, o.warmup, o.loginConcurrency, o.conns)
+	fmt.Fprintln(out, "cores = CPU of the measured process + loadgen over the windows; other = rest of the machine (noise)")
+	fmt.Fprintln(out, "CPU-normalized ratio = (process + loadgen) CPU per op of the baseline ÷ that of the series: the throughput ratio if both had the cores to themselves")
+	fmt.Fprintln(out)
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "series\trate\tcores\tother\tCPU/op (measured process)\tlatency p50 / p99\terrors")
+	row := func(s *series, unit string, perOp, lat func(time.Duration) string, scale float64) {
+		t := s.total()
+		if len(s.slices) == 0 {
+			return
+		}
+		secs := t.Window.Seconds()
+		fmt.Fprintf(w, "%s\t%s %s\t%.2f + %.2f\t%.2f\t%s\t%s / %s\t%d\n", s.name, rate(t.Rate()), unit,
+			t.CPU.Server/secs, t.CPU.Client/secs, t.CPU.Other()/secs,
+			perOp(time.Duration(scale*t.CPU.Server/float64(max(1, t.Ops)))), lat(t.Pct(0.5)), lat(t.Pct(0.99)), t.Errs)
+	}
+	for i, s := range rep.signIn {
+		unit := "sign-in/s"
+		if i == 0 {
+			unit = "hash/s"
+		}
+		row(s, unit, ms, ms, float64(time.Second))
+	}
+	for _, s := range rep.me {
+		row(s, "req/s", us, us, float64(time.Second))
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ratio\tvalue\tper round (min–max)\tverdict\tCPU-normalized")
+	ratios := func(ss []*series, label string, target float64) {
+		if len(ss) < 2 || len(ss[0].slices) == 0 {
+			return
+		}
+		base := ss[0]
+		bt := base.total()
+		for _, s := range ss[1:] {
+			t := s.total()
+			if len(s.slices) == 0 {
+				continue
+			}
+			lo, hi := 1e9, 0.0
+			for r, p := range s.slices {
+				if r < len(base.slices) && base.slices[r].Ops > 0 {
+					x := p.Rate() / base.slices[r].Rate()
+					lo, hi = min(lo, x), max(hi, x)
+				}
+			}
+			ratio := t.Rate() / bt.Rate()
+			fmt.Fprintf(w, "%s ÷ %s\t%.3f\t%.3f–%.3f\t%s\t%.3f\n", s.name, label, ratio, lo, hi,
+				verdict(ratio, target, t.Errs+bt.Errs), cpuPerOp(bt)/cpuPerOp(t))
+		}
+	}
+	ratios(rep.signIn, "raw argon2id", 0.9)
+	ratios(rep.me, "no-op", 0.5)
+	w.Flush()
+	fmt.Fprintln(out)
+
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "server RSS\tfresh\tidle after 1 sign-up\tsign-in peak: max VmRSS / VmHWM\tafter /me: VmRSS / VmHWM")
+	for _, s := range rep.servers {
+		fmt.Fprintf(w, "gatehouse [%s]\t%s\t%s\t%s / %s\t%s / %s\n", s.level,
+			mib(s.rssFresh), mib(s.rssIdle), mib(s.rssPeak), mib(s.hwmSignIn), mib(s.rssAfter), mib(s.hwmAfter))
+	}
+	w.Flush()
+
+	for _, ss := range [][]*series{rep.signIn, rep.me} {
+		for _, s := range ss {
+			if t := s.total(); t.FirstErr != "" {
+				fmt.Fprintf(out, "%s: %d errors, first: %s\n", s.name, t.Errs, t.FirstErr)
+			}
+		}
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
