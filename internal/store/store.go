@@ -54,11 +54,21 @@ type Users interface {
 	SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error
 }
 
+// Session kinds: how the device holds its credential.
+const (
+	// SessionCookie: an opaque secret in the session cookie (TokenHash).
+	SessionCookie = "cookie"
+	// SessionToken: JWT access tokens plus a family of rotating refresh
+	// tokens; TokenHash is the hash of a secret that was never handed out.
+	SessionToken = "token"
+)
+
 // Session is one signed-in device. The bearer secret is never stored: only
 // TokenHash, the SHA-256 of the cookie token.
 type Session struct {
 	ID         string
 	UserID     string
+	Kind       string // SessionCookie or SessionToken; empty is stored as SessionCookie
 	TokenHash  []byte
 	CreatedAt  time.Time
 	LastSeenAt time.Time
@@ -102,6 +112,69 @@ type Sessions interface {
 	// RevokeUserSessions revokes every active session of the user except
 	// exceptID (may be empty) and returns the ids it revoked.
 	RevokeUserSessions(ctx context.Context, userID, exceptID string, at time.Time, reason string) ([]string, error)
+	// RevokedSessionsSince returns the sessions revoked at or after since
+	// (id and RevokedAt), oldest revocation first. Verifiers rebuild their
+	// revocation sets from it after a restart or a lost pub/sub message.
+	RevokedSessionsSince(ctx context.Context, since time.Time) ([]Revocation, error)
+}
+
+// Revocation is one revoked session, as verifiers need it.
+type Revocation struct {
+	SessionID string
+	RevokedAt time.Time
+}
+
+// RefreshToken is one member of a session's refresh-token family. Only the
+// SHA-256 of the secret is stored. A token is current until UsedAt is set;
+// rotation sets UsedAt and inserts the successor in the same transaction.
+type RefreshToken struct {
+	ID        string
+	SessionID string // the family
+	Hash      []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time // idle expiry, never after the session's ExpiresAt
+	UsedAt    *time.Time
+	// Client fingerprints who rotated it (a hash of channel and user
+	// agent); a replay inside the grace window must come from the same one.
+	// Empty until used.
+	Client string
+}
+
+// RefreshTokens stores refresh-token families.
+type RefreshTokens interface {
+	// CreateRefreshToken inserts t; ErrConflict on a duplicate ID or Hash.
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	// RefreshTokenByHash returns the token (used or not); ErrNotFound if none.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (*RefreshToken, error)
+	// MarkRefreshTokenUsed consumes an unused token (compare-and-set on
+	// UsedAt IS NULL) and records the client fingerprint. ErrConflict if it
+	// was already used (a concurrent rotation won), ErrNotFound if missing.
+	// Inside a transaction it locks the row until commit.
+	MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string) error
+}
+
+// SigningKey is an access-token signing key. The private half is sealed
+// with the key-encryption key (KEKVersion names which) and never stored in
+// clear. Its state follows from the times: published from CreatedAt,
+// signing from ActivatesAt until a newer key activates, published after
+// that until every token it signed has expired.
+type SigningKey struct {
+	ID            string // the JWS kid
+	Algorithm     string // "EdDSA" or "ES256"
+	PublicJWK     []byte // JSON Web Key of the public half
+	PrivateSealed []byte
+	KEKVersion    int
+	CreatedAt     time.Time
+	ActivatesAt   time.Time
+}
+
+// SigningKeys stores signing keys.
+type SigningKeys interface {
+	// CreateSigningKey inserts k; ErrConflict on a duplicate ID.
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	// ListSigningKeys returns every key, oldest ActivatesAt first (ties by
+	// ID). Keys are never deleted: expired ones stay for the record.
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
 }
 
 // Event is one security-relevant fact in the audit log. Details never hold
@@ -130,6 +203,8 @@ type Audit interface {
 type Tx interface {
 	Users() Users
 	Sessions() Sessions
+	RefreshTokens() RefreshTokens
+	SigningKeys() SigningKeys
 	Audit() Audit
 }
 
