@@ -3,6 +3,8 @@
 //	gatehouse serve          run the server (zero configuration: SQLite in ./gatehouse-data)
 //	gatehouse migrate        apply the embedded schema migrations and exit
 //	gatehouse users import   create users from JSON lines with imported password hashes
+//	gatehouse keys rotate    add an access-token signing key (published now, signing later)
+//	gatehouse keys list      list the signing keys and their state
 //	gatehouse version        print the version
 //
 // Every flag can also be set with an environment variable GATEHOUSE_<NAME>
@@ -35,6 +37,8 @@ commands:
   serve          run the server
   migrate        apply database migrations and exit
   users import   import users from JSON lines (file argument or stdin)
+  keys rotate    add an access-token signing key (published now, signing later)
+  keys list      list the access-token signing keys and their state
   version        print the version
 
 Run "gatehouse <command> -h" for the flags of a command.
@@ -67,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return errors.New(`usage: gatehouse users import [flags] [file.jsonl]`)
 		}
 		return importUsers(ctx, args[2:], stdin, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

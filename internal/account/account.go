@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
 // Throttle classes used by this package; their limits are configured in
@@ -59,7 +60,9 @@ type Handler struct {
 	Hasher   Hasher
 	Policy   password.Policy
 	Throttle Throttler
-	Log      *slog.Logger
+	// Tokens issues token-mode sessions ("mode": "token").
+	Tokens *token.Service
+	Log    *slog.Logger
 }
 
 // Register adds the account routes to mux.
@@ -94,8 +97,12 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 		Name     string `json:"name"`
+		Delivery
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Delivery.check(); err != nil {
 		return err
 	}
 	email, err := requiredEmail(req.Email)
@@ -126,7 +133,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.Sessions.Now()
 	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
+	st := h.begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().CreateUser(ctx, u); err != nil {
@@ -135,10 +142,10 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		if superseded, err = supersede(r, tx, now); err != nil {
 			return err
 		}
-		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
+		if err := st.create(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.SignedUp, u.ID, s.ID))
+		return tx.Audit().AppendEvent(ctx, st.event(audit.New(r, now, audit.SignedUp, u.ID, st.session.ID)))
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return problem.EmailTaken
@@ -149,16 +156,19 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if superseded != "" {
 		h.Sessions.Revoked(ctx, superseded)
 	}
-	h.Sessions.SetCookie(w, token, s.ExpiresAt)
-	return httpx.WriteJSON(w, http.StatusCreated, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
+	return st.respond(w, http.StatusCreated, u)
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Email    string `json:"email"`
 		Password string `json:"password"`
+		Delivery
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Delivery.check(); err != nil {
 		return err
 	}
 	email, err := requiredEmail(req.Email)
@@ -207,7 +217,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.Throttle.Reset(ctx, accountKey)
 	now := h.Sessions.Now()
-	s, token := h.Sessions.New(r, u.ID, []string{"pwd"})
+	st := h.begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
@@ -216,10 +226,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		if superseded, err = supersede(r, tx, now); err != nil {
 			return err
 		}
-		if err := tx.Sessions().CreateSession(ctx, s); err != nil {
+		if err := st.create(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.LoginSucceeded, u.ID, s.ID))
+		return tx.Audit().AppendEvent(ctx, st.event(audit.New(r, now, audit.LoginSucceeded, u.ID, st.session.ID)))
 	})
 	if errors.Is(err, errPasswordChanged) {
 		return problem.InvalidCredentials
@@ -230,11 +240,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if superseded != "" {
 		h.Sessions.Revoked(ctx, superseded)
 	}
-	h.Sessions.SetCookie(w, token, s.ExpiresAt)
-	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
+	return st.respond(w, http.StatusOK, u)
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	p, err := h.Sessions.Load(r.Context(), p)
+	if err != nil {
+		return err
+	}
 	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(&p.User), h.Sessions.ViewOf(&p.Session, true)})
 }
 
@@ -242,12 +255,22 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	var req struct {
 		CurrentPassword string `json:"current_password"`
 		NewPassword     string `json:"new_password"`
+		// Client is the token-mode client kind of the replacement session
+		// (bearer callers only).
+		Client string `json:"client"`
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if req.CurrentPassword == "" || req.NewPassword == "" {
 		return problem.MissingField.WithDetail("Fields \"current_password\" and \"new_password\" are required.")
+	}
+	d := Delivery{Mode: "token", Client: req.Client}
+	if !p.Bearer {
+		d = Delivery{Client: req.Client}
+	}
+	if err := d.check(); err != nil {
+		return err
 	}
 	if err := h.Sessions.RequireFresh(p); err != nil {
 		return err
@@ -269,21 +292,39 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		return hashProblem(err)
 	}
 	now := h.Sessions.Now()
-	// The caller's own session gets a new secret too: a stolen copy of this
-	// very cookie dies with the old password.
-	token := id.NewSecret(session.TokenPrefix)
+	// The caller keeps a session, but not its old credential: a cookie
+	// session gets a new secret, and a token-mode session is replaced by a
+	// new one (a new refresh family), so a stolen copy of the caller's own
+	// cookie or refresh token dies with the old password.
+	var (
+		secret id.Secret
+		st     *start
+		except = p.Session.ID
+	)
+	if p.Bearer {
+		except = ""
+		st = h.begin(r, u.ID, []string{"pwd"}, d)
+	} else {
+		secret = id.NewSecret(session.TokenPrefix)
+	}
 	var revoked []string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, hash, now); err != nil {
 			return err
 		}
-		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, p.Session.ID, now, session.ReasonPasswordChanged); err != nil {
+		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, except, now, session.ReasonPasswordChanged); err != nil {
 			return err
 		}
-		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, token.Hash(), now); err != nil {
+		current := p.Session.ID
+		if st != nil {
+			if err := st.create(ctx, tx); err != nil {
+				return err
+			}
+			current = st.session.ID
+		} else if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
 			return err
 		}
-		e := audit.New(r, now, audit.PasswordChanged, u.ID, p.Session.ID)
+		e := audit.New(r, now, audit.PasswordChanged, u.ID, current)
 		return tx.Audit().AppendEvent(ctx, audit.With(e, "revoked_sessions", strconv.Itoa(len(revoked))))
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -295,8 +336,12 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	if err != nil {
 		return fmt.Errorf("account: change password: %w", err)
 	}
-	h.Sessions.Revoked(ctx, append(revoked, p.Session.ID)...) // the last drops cached copies under the old secret
-	h.Sessions.SetCookie(w, token, p.Session.ExpiresAt)
+	h.Sessions.Revoked(ctx, revoked...)
+	if st != nil {
+		return st.respond(w, http.StatusOK, u)
+	}
+	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies under the old secret
+	h.Sessions.SetCookie(w, secret, p.Session.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked_sessions": len(revoked)})
 }
 
@@ -323,12 +368,12 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 		return err
 	}
 	now := h.Sessions.Now()
-	token := id.NewSecret(session.TokenPrefix)
+	secret := id.NewSecret(session.TokenPrefix)
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
 			return err
 		}
-		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, token.Hash(), now); err != nil {
+		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
 			return err
 		}
 		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID))
@@ -342,10 +387,21 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	if err != nil {
 		return fmt.Errorf("account: reauthenticate: %w", err)
 	}
-	h.Sessions.Revoked(ctx, p.Session.ID) // drops cached copies keyed by the old secret
+	if p.Bearer {
+		// The token's session has no cookie; the fresh auth_time travels
+		// in a new access token.
+		s := p.Session
+		s.AuthTime = now
+		at, ttl, err := h.Tokens.Mint(&s)
+		if err != nil {
+			return err
+		}
+		return httpx.WriteJSON(w, http.StatusOK, map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int64(ttl / time.Second)})
+	}
+	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies keyed by the old secret
 	s := p.Session
 	s.AuthTime = now
-	h.Sessions.SetCookie(w, token, s.ExpiresAt)
+	h.Sessions.SetCookie(w, secret, s.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
 }
 

@@ -21,11 +21,15 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/revocation"
 	"github.com/gatehouse-auth/gatehouse/internal/secrets"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
+	"github.com/gatehouse-auth/gatehouse/internal/signing"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
+	"github.com/gatehouse-auth/gatehouse/sdk/go/gatehouse"
 )
 
 // Server is a built Gatehouse: its HTTP handler and what it owns.
@@ -33,6 +37,10 @@ type Server struct {
 	Handler  http.Handler
 	DB       store.Store
 	Sessions *session.Manager
+	// Keys signs access tokens and serves the JWKS.
+	Keys *signing.Keyring
+	// Revocations is this replica's revoked-session set.
+	Revocations *revocation.Set
 	// Dialect names the database engine ("sqlite" or "postgres").
 	Dialect string
 
@@ -42,6 +50,17 @@ type Server struct {
 	stop   context.CancelFunc
 	closed bool
 }
+
+// verifierLeeway is the clock leeway of this server's own access-token
+// checks (the SDK's default too).
+const verifierLeeway = 10 * time.Second
+
+// revocationSyncInterval bounds how long a revocation lost on the bus
+// (Redis down, message dropped) goes unseen by this replica.
+const revocationSyncInterval = 15 * time.Second
+
+// revocationHeartbeat is the revocation feed's heartbeat interval.
+const revocationHeartbeat = 5 * time.Second
 
 // Options are the parts of a Server that tests replace.
 type Options struct {
@@ -115,15 +134,72 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
+
+	keks, err := secrets.LoadKEKs(cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	s.Keys = signing.NewKeyring(db.SigningKeys(), keks, signing.Config{
+		Algorithm:      cfg.SigningAlgorithm,
+		PublishDelay:   cfg.KeyPublishDelay,
+		TokenLifetime:  cfg.AccessTokenTTL + 2*verifierLeeway,
+		ReloadInterval: config.KeyReloadInterval,
+		JWKSMaxAge:     cfg.JWKSMaxAge,
+	}, log, opts.Now)
+	if err := s.Keys.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("app: signing keys: %w", err)
+	}
+	go s.Keys.Run(runCtx)
+
+	// A revoked session must be remembered as long as an access token that
+	// names it can still verify somewhere: its lifetime plus the leeway of
+	// the verifiers, with a margin for clock skew.
+	s.Revocations = revocation.NewSet(cfg.AccessTokenTTL+2*verifierLeeway+time.Minute, opts.Now)
+	verifier, err := gatehouse.NewVerifier(gatehouse.VerifierConfig{
+		Issuer:      cfg.BaseURL(),
+		Audience:    cfg.Audience(),
+		Leeway:      verifierLeeway,
+		Keys:        s.Keys,
+		Revocations: s.Revocations,
+		Now:         opts.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: token verifier: %w", err)
+	}
 	s.Sessions = session.NewManager(session.Config{
-		IdleTimeout:  cfg.SessionIdleTimeout,
-		Lifetime:     cfg.SessionLifetime,
-		ReauthMaxAge: cfg.ReauthMaxAge,
-		CacheTTL:     cfg.SessionCacheTTL,
-		Secure:       !cfg.Dev,
-	}, db, s.eph, log, opts.Now)
+		IdleTimeout:      cfg.SessionIdleTimeout,
+		TokenIdleTimeout: cfg.RefreshIdleTimeout,
+		Lifetime:         cfg.SessionLifetime,
+		ReauthMaxAge:     cfg.ReauthMaxAge,
+		CacheTTL:         cfg.SessionCacheTTL,
+		Secure:           !cfg.Dev,
+	}, session.Deps{DB: db, Bus: s.eph, Revocations: s.Revocations, Bearer: verifier, Log: log, Now: opts.Now})
 	if err := s.Sessions.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("app: session invalidation bus: %w", err)
+	}
+	go s.Revocations.Run(runCtx, db.Sessions(), revocationSyncInterval, log)
+
+	successorKey, err := token.DeriveSuccessorKey(keks[len(keks)-1].Key)
+	if err != nil {
+		return nil, err
+	}
+	resourceServers := token.NewResourceServers(cfg.ResourceServers, log)
+	tokens, err := token.New(token.Config{
+		Issuer:          cfg.BaseURL(),
+		Audience:        cfg.Audience(),
+		AccessTTL:       cfg.AccessTokenTTL,
+		RefreshIdle:     cfg.RefreshIdleTimeout,
+		RefreshLifetime: cfg.RefreshLifetime,
+		Grace:           cfg.RefreshGrace,
+		Secure:          !cfg.Dev,
+		SuccessorKey:    successorKey,
+	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, Log: log}
+	if cfg.Redis != "" {
+		feed.Healthy = s.eph.Ping
 	}
 
 	thr := throttle.New(map[string]throttle.Rule{
@@ -133,17 +209,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		account.ClassSignupIP:     {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow},
 	}, s.eph, local, log)
 
-	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Log: log}
+	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Tokens: tokens, Log: log}
 
 	adapt := func(h httpx.HandlerFunc) http.Handler { return httpx.Adapt(log, h) }
 	mux := http.NewServeMux()
 	accounts.Register(mux, adapt)
 	s.Sessions.Register(mux, adapt)
+	tokens.Register(mux, adapt)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.Keys.ServeJWKS)
+	mux.Handle("GET /v1/revocations", resourceServers.Require(feed))
 	mux.Handle("GET /v1/activity", adapt(audit.ActivityHandler(db.Audit(), session.UserID)))
 	mux.Handle("GET /healthz", adapt(healthz))
 	mux.Handle("GET /readyz", adapt(s.readyz))
 
-	csrf, err := httpx.CrossOrigin(log, cfg.TrustedOrigins)
+	csrf, err := httpx.CrossOrigin(log, cfg.TrustedOrigins, token.OAuthPaths)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,11 @@ const (
 	ReauthFailed      = "reauthentication.failed"
 	UserImported      = "user.imported"
 	SignupEmailExists = "signup.email_taken"
+	// RefreshReused: a rotated refresh token came back after the grace
+	// window (or from another client): the session was revoked.
+	RefreshReused = "refresh_token.reused"
+	// TokenRevoked: a client revoked a token (RFC 7009); its session ended.
+	TokenRevoked = "token.revoked"
 )
 
 // New builds an event of type typ from the request: time, client IP and

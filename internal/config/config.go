@@ -48,8 +48,33 @@ type Config struct {
 	SignupsPerIP            int64
 	SignupWindow            time.Duration
 
+	// Token mode.
+	AccessTokenTTL      time.Duration
+	AccessTokenAudience string // "" = BaseURL()
+	RefreshIdleTimeout  time.Duration
+	RefreshLifetime     time.Duration
+	// RefreshGrace is how long a just-rotated refresh token may be presented
+	// again by the same client and get the same successor (0 = never).
+	RefreshGrace time.Duration
+	// SigningAlgorithm of new signing keys: "EdDSA" or "ES256".
+	SigningAlgorithm string
+	// KeyPublishDelay is how long a rotated-in key is published in the JWKS
+	// before it signs; it must exceed JWKSMaxAge plus the key reload
+	// interval, so every verifier has it before the first token.
+	KeyPublishDelay time.Duration
+	JWKSMaxAge      time.Duration
+	// ResourceServers are "id:secret" credentials of the APIs allowed to
+	// introspect tokens and read the revocation feed.
+	ResourceServers []string
+
 	ShutdownTimeout time.Duration
 }
+
+// KeyReloadInterval is how often a replica re-reads the signing keys.
+const KeyReloadInterval = time.Minute
+
+// minResourceSecret is the shortest resource-server secret accepted.
+const minResourceSecret = 32
 
 // Default returns the zero-configuration settings.
 func Default() Config {
@@ -72,6 +97,13 @@ func Default() Config {
 		SignupsPerIP:            20,
 		SignupWindow:            time.Hour,
 		ShutdownTimeout:         15 * time.Second,
+		AccessTokenTTL:          10 * time.Minute,
+		RefreshIdleTimeout:      14 * 24 * time.Hour,
+		RefreshLifetime:         90 * 24 * time.Hour,
+		RefreshGrace:            10 * time.Second,
+		SigningAlgorithm:        "EdDSA",
+		KeyPublishDelay:         15 * time.Minute,
+		JWKSMaxAge:              5 * time.Minute,
 	}
 }
 
@@ -144,6 +176,20 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.SignupsPerIP, "signups-per-ip", c.SignupsPerIP, "sign-up attempts allowed per client IP per window")
 	fs.DurationVar(&c.SignupWindow, "signup-window", c.SignupWindow, "window of the sign-up limit")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on shutdown")
+	KeyFlags(fs, c)
+	fs.StringVar(&c.AccessTokenAudience, "access-token-audience", c.AccessTokenAudience, "aud claim of access tokens (default: the public URL)")
+	fs.DurationVar(&c.RefreshIdleTimeout, "refresh-idle-timeout", c.RefreshIdleTimeout, "a refresh token unused this long expires")
+	fs.DurationVar(&c.RefreshLifetime, "refresh-lifetime", c.RefreshLifetime, "absolute lifetime of a token-mode session (its refresh-token family)")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "window in which the same client re-presenting a rotated refresh token gets the same successor (0 = none)")
+	fs.Var(commaList{&c.ResourceServers}, "resource-servers", "comma-separated id:secret credentials of APIs allowed to introspect tokens and read the revocation feed (secrets of at least 32 characters; prefer the environment variable)")
+}
+
+// KeyFlags registers the signing-key settings (shared by serve and keys).
+func KeyFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.SigningAlgorithm, "signing-algorithm", c.SigningAlgorithm, "algorithm of new access-token signing keys: EdDSA or ES256")
+	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", c.KeyPublishDelay, "how long a rotated-in signing key is published before it signs")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", c.JWKSMaxAge, "Cache-Control max-age of the JWKS")
+	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", c.AccessTokenTTL, "lifetime of access tokens")
 }
 
 // EnvName is the environment variable that sets flag name.
@@ -222,12 +268,54 @@ func (c *Config) Validate() error {
 	if c.LoginAttemptsPerIP <= 0 || c.LoginFailuresPerAccount <= 0 || c.SignupsPerIP <= 0 || c.LoginFailureWindow <= 0 || c.SignupWindow <= 0 {
 		errs = append(errs, errors.New("throttle limits and windows must be positive"))
 	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
+		errs = append(errs, errors.New("--access-token-ttl must be between 1m and 1h"))
+	}
+	if c.RefreshIdleTimeout <= 0 || c.RefreshLifetime <= 0 || c.RefreshIdleTimeout > c.RefreshLifetime {
+		errs = append(errs, errors.New("--refresh-idle-timeout must be positive and at most --refresh-lifetime"))
+	}
+	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
+		errs = append(errs, errors.New("--refresh-grace must be between 0 and 1m"))
+	}
+	if err := c.ValidateKeys(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, rs := range c.ResourceServers {
+		id, secret, ok := strings.Cut(rs, ":")
+		if !ok || id == "" || len(secret) < minResourceSecret {
+			errs = append(errs, fmt.Errorf("--resource-servers entries must be id:secret with a secret of at least %d characters", minResourceSecret))
+			break
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateKeys checks the signing-key settings.
+func (c *Config) ValidateKeys() error {
+	var errs []error
+	if c.SigningAlgorithm != "EdDSA" && c.SigningAlgorithm != "ES256" {
+		errs = append(errs, fmt.Errorf("--signing-algorithm must be EdDSA or ES256, got %q", c.SigningAlgorithm))
+	}
+	if c.JWKSMaxAge <= 0 {
+		errs = append(errs, errors.New("--jwks-max-age must be positive"))
+	}
+	if c.KeyPublishDelay < c.JWKSMaxAge+KeyReloadInterval {
+		errs = append(errs, fmt.Errorf("--key-publish-delay must be at least --jwks-max-age plus %s, so every verifier has a new key before it signs", KeyReloadInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Audience is the aud claim of access tokens.
+func (c *Config) Audience() string {
+	if c.AccessTokenAudience != "" {
+		return c.AccessTokenAudience
+	}
+	return c.BaseURL()
 }
 
 // BaseURL is the public base URL, defaulting to http://Addr.

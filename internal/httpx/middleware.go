@@ -56,13 +56,19 @@ func SecurityHeaders(hsts bool) Middleware {
 // CrossOrigin refuses cross-origin state-changing requests (CSRF, login
 // CSRF included) using Go's http.CrossOriginProtection: Sec-Fetch-Site, or
 // Origin compared with Host. trusted lists extra origins (scheme://host[:port])
-// allowed to make such requests, e.g. a separate front-end.
-func CrossOrigin(log *slog.Logger, trusted []string) (Middleware, error) {
+// allowed to make such requests, e.g. a separate front-end. bypass lists
+// mux patterns exempt from the check: endpoints that never read cookies
+// (OAuth token, revocation and introspection), where CSRF has nothing to
+// ride on.
+func CrossOrigin(log *slog.Logger, trusted, bypass []string) (Middleware, error) {
 	cop := http.NewCrossOriginProtection()
 	for _, o := range trusted {
 		if err := cop.AddTrustedOrigin(o); err != nil {
 			return nil, fmt.Errorf("httpx: trusted origin %q: %w", o, err)
 		}
+	}
+	for _, p := range bypass {
+		cop.AddInsecureBypassPattern(p)
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, log, problem.CrossOrigin)

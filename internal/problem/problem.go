@@ -112,6 +112,8 @@ var (
 	UnsupportedMedia   = newProblem(http.StatusUnsupportedMediaType, "unsupported_media_type", "The request body must be application/json.")
 	Unauthenticated    = newProblem(http.StatusUnauthorized, "unauthenticated", "Authentication is required.")
 	InvalidCredentials = newProblem(http.StatusUnauthorized, "invalid_credentials", "The e-mail address or password is incorrect.")
+	InvalidGrant       = newProblem(http.StatusUnauthorized, "invalid_grant", "The refresh token is invalid, expired or revoked.")
+	RefreshReused      = newProblem(http.StatusUnauthorized, "refresh_token_reused", "The refresh token was already used. The session has been revoked; sign in again.")
 	ReauthRequired     = newProblem(http.StatusForbidden, "reauthentication_required", "This action needs a recent sign-in. Re-authenticate and try again.")
 	CrossOrigin        = newProblem(http.StatusForbidden, "cross_origin_request", "Cross-origin state-changing requests are refused.")
 	IncorrectPassword  = newProblem(http.StatusForbidden, "incorrect_password", "The password is incorrect.")

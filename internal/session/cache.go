@@ -2,7 +2,6 @@ package session
 
 import (
 	"crypto/sha256"
-	"strings"
 	"sync"
 	"time"
 )
@@ -106,12 +105,9 @@ func (c *cache) drop(hash []byte) {
 	c.mu.Unlock()
 }
 
-// apply handles an invalidation message: "s:<session id>".
-func (c *cache) apply(msg []byte) {
-	sid, ok := strings.CutPrefix(string(msg), "s:")
-	if !ok {
-		return
-	}
+// invalidate drops every cached copy of session sid and keeps it out for
+// one TTL.
+func (c *cache) invalidate(sid string) {
 	if c.ttl <= 0 {
 		return
 	}

@@ -20,7 +20,7 @@ func TestCacheTTLAndInvalidation(t *testing.T) {
 	if _, ok := c.get(h1); !ok {
 		t.Fatal("miss right after put")
 	}
-	c.apply([]byte("s:ses_a"))
+	c.invalidate("ses_a")
 	if _, ok := c.get(h1); ok {
 		t.Fatal("invalidated session still cached")
 	}
@@ -39,7 +39,7 @@ func TestAttackCacheRaceCannotResurrectRevokedSession(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache(30*time.Second, func() time.Time { return now })
 	stale := principal("ses_a") // read from the store before the revocation committed
-	c.apply([]byte("s:ses_a"))  // the revocation's invalidation
+	c.invalidate("ses_a")       // the revocation's invalidation
 	c.put([]byte("hash"), stale)
 	if _, ok := c.get([]byte("hash")); ok {
 		t.Fatal("stale copy re-entered the cache after its revocation")
@@ -120,15 +120,15 @@ func TestTombstonesAreSwept(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache(30*time.Second, func() time.Time { return now })
 	for i := range 1000 {
-		c.apply([]byte("s:ses_" + string(rune('a'+i%26)) + time.Duration(i).String()))
+		c.invalidate("ses_" + string(rune('a'+i%26)) + time.Duration(i).String())
 	}
 	now = now.Add(31 * time.Second)
-	c.apply([]byte("s:ses_last"))
+	c.invalidate("ses_last")
 	if n := len(c.tombstones); n != 1 {
 		t.Fatalf("%d tombstones after their TTL, want 1", n)
 	}
 	off := newCache(0, time.Now)
-	off.apply([]byte("s:ses_x"))
+	off.invalidate("ses_x")
 	if len(off.tombstones) != 0 {
 		t.Fatal("a disabled cache records tombstones")
 	}

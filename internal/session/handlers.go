@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,29 @@ func (m *Manager) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) htt
 	mux.Handle("GET /v1/sessions", adapt(Require(m.list)))
 	mux.Handle("DELETE /v1/sessions/{id}", adapt(Require(m.revokeOne)))
 	mux.Handle("POST /v1/sessions/revoke-others", adapt(Require(m.revokeOthers)))
+	mux.Handle("GET /v1/forward-auth", http.HandlerFunc(m.forwardAuth))
+}
+
+// forwardAuth answers a reverse proxy's sub-request (nginx auth_request,
+// Traefik ForwardAuth, Caddy forward_auth): 200 with the caller's identity
+// in headers for a valid access token (verified with no store read) or
+// session cookie, 401 otherwise. The proxy copies the X-Gatehouse-*
+// headers to the upstream and must strip any the client sent.
+func (m *Manager) forwardAuth(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	p, ok := FromContext(r.Context())
+	if !ok {
+		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		problem.Write(w, r, nil, problem.Unauthenticated)
+		return
+	}
+	h.Set("X-Gatehouse-User", p.User.ID)
+	h.Set("X-Gatehouse-Session", p.Session.ID)
+	h.Set("X-Gatehouse-AAL", strconv.Itoa(max(p.Session.AAL, 1)))
+	h.Set("X-Gatehouse-AMR", strings.Join(p.Session.AMR, " "))
+	h.Set("X-Gatehouse-Auth-Time", strconv.FormatInt(p.Session.AuthTime.Unix(), 10))
+	w.WriteHeader(http.StatusOK)
 }
 
 // View is the JSON form of a session (a device).

@@ -12,12 +12,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/revocation"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/sdk/go/gatehouse"
 )
 
 // TokenPrefix marks session secrets ("ghs_…") so scanners recognise leaked
@@ -31,9 +34,12 @@ const touchInterval = time.Minute
 
 // Config is the session policy.
 type Config struct {
-	IdleTimeout  time.Duration
-	Lifetime     time.Duration
-	ReauthMaxAge time.Duration
+	IdleTimeout time.Duration // cookie sessions
+	// TokenIdleTimeout is the idle limit of token-mode sessions (the
+	// refresh-token idle lifetime).
+	TokenIdleTimeout time.Duration
+	Lifetime         time.Duration
+	ReauthMaxAge     time.Duration
 	// CacheTTL bounds how long a replica trusts its cached copy of a session
 	// if an invalidation is lost; 0 disables the cache.
 	CacheTTL time.Duration
@@ -48,30 +54,87 @@ type Bus interface {
 	Subscribe(ctx context.Context, channel string, handler func(msg []byte), onReset func()) error
 }
 
+// busChannel carries two kinds of message: "r:<session id>" (revoked:
+// every verifier must reject it) and "s:<session id>" (its secret changed:
+// drop cached copies only).
 const busChannel = "session-invalidation"
+
+// Verifier checks bearer access tokens (gatehouse.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*gatehouse.Claims, error)
+}
+
+// Deps are what a Manager works with.
+type Deps struct {
+	DB  store.Store
+	Bus Bus
+	// Revocations is this replica's revoked-session set; the manager feeds
+	// it from local revocations and the bus.
+	Revocations *revocation.Set
+	// Bearer verifies access tokens in the Authorization header; nil
+	// accepts cookies only.
+	Bearer Verifier
+	Log    *slog.Logger
+	Now    func() time.Time // nil = time.Now
+}
 
 // Manager creates, authenticates and revokes sessions.
 type Manager struct {
-	cfg   Config
-	db    store.Store
-	bus   Bus
-	log   *slog.Logger
-	now   func() time.Time
-	cache *cache
+	cfg    Config
+	db     store.Store
+	bus    Bus
+	revs   *revocation.Set
+	bearer Verifier
+	log    *slog.Logger
+	now    func() time.Time
+	cache  *cache
+	// resync runs after the bus may have lost messages.
+	resync func()
 }
 
-// NewManager returns a Manager. now may be nil (time.Now).
-func NewManager(cfg Config, db store.Store, bus Bus, log *slog.Logger, now func() time.Time) *Manager {
+// NewManager returns a Manager.
+func NewManager(cfg Config, d Deps) *Manager {
+	now := d.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{cfg: cfg, db: db, bus: bus, log: log, now: now, cache: newCache(cfg.CacheTTL, now)}
+	return &Manager{cfg: cfg, db: d.DB, bus: d.Bus, revs: d.Revocations, bearer: d.Bearer, log: d.Log, now: now, cache: newCache(cfg.CacheTTL, now)}
 }
 
-// Start subscribes to invalidations from other replicas; it returns once the
-// subscription is live and keeps it until ctx is done.
+// Start subscribes to invalidations from other replicas and loads the
+// revocations of the last access-token lifetime from the store; it returns
+// once the subscription is live and keeps it until ctx is done. Whenever
+// the bus reconnects (messages may have been lost), the cache is flushed
+// and the revocation set re-synced from the store.
 func (m *Manager) Start(ctx context.Context) error {
-	return m.bus.Subscribe(ctx, busChannel, m.cache.apply, m.cache.flush)
+	m.resync = func() {
+		if err := m.revs.Sync(ctx, m.db.Sessions()); err != nil && ctx.Err() == nil {
+			m.log.ErrorContext(ctx, "session: revocation re-sync after bus reset failed; the periodic sync will retry", slog.Any("error", err))
+		}
+	}
+	if err := m.bus.Subscribe(ctx, busChannel, m.receive, m.reset); err != nil {
+		return err
+	}
+	return m.revs.Sync(ctx, m.db.Sessions())
+}
+
+func (m *Manager) receive(msg []byte) {
+	kind, sid, ok := strings.Cut(string(msg), ":")
+	if !ok || sid == "" {
+		return
+	}
+	switch kind {
+	case "r":
+		m.revs.Add(sid, m.Now())
+		m.cache.invalidate(sid)
+	case "s":
+		m.cache.invalidate(sid)
+	}
+}
+
+func (m *Manager) reset() {
+	m.cache.flush()
+	go m.resync()
 }
 
 // Now is the manager's clock.
@@ -89,6 +152,10 @@ func (m *Manager) CookieName() string {
 type Principal struct {
 	Session store.Session
 	User    store.User
+	// Bearer: authenticated by an access token. Session and User then hold
+	// only what the token's claims say (ids, auth_time, amr, aal); use
+	// Manager.Load for the full records.
+	Bearer bool
 }
 
 type ctxKey struct{}
@@ -182,15 +249,28 @@ func (m *Manager) ClearCookie(w http.ResponseWriter) {
 }
 
 // Revoked must be called after a transaction that revoked sessions commits:
-// it drops them from this replica's cache at once and tells every other
-// replica to do the same.
+// this replica rejects them at once (cookies and access tokens), and every
+// other replica and SDK verifier is told over the bus.
 func (m *Manager) Revoked(ctx context.Context, ids ...string) {
+	now := m.Now()
 	for _, sid := range ids {
-		msg := []byte("s:" + sid)
-		m.cache.apply(msg)
-		if err := m.bus.Publish(ctx, busChannel, msg); err != nil {
-			m.log.ErrorContext(ctx, "session: publish revocation failed; other replicas rely on their cache TTL", slog.String("session_id", sid), slog.Any("error", err))
-		}
+		m.revs.Add(sid, now)
+		m.cache.invalidate(sid)
+		m.publish(ctx, "r:"+sid)
+	}
+}
+
+// Invalidate must be called after a session's secret was rotated (the
+// session stays valid): cached copies under the old secret are dropped
+// here and on every other replica.
+func (m *Manager) Invalidate(ctx context.Context, sid string) {
+	m.cache.invalidate(sid)
+	m.publish(ctx, "s:"+sid)
+}
+
+func (m *Manager) publish(ctx context.Context, msg string) {
+	if err := m.bus.Publish(ctx, busChannel, []byte(msg)); err != nil {
+		m.log.ErrorContext(ctx, "session: publish invalidation failed; other replicas catch up by their cache TTL and revocation sync", slog.String("message", msg), slog.Any("error", err))
 	}
 }
 
@@ -211,11 +291,20 @@ func (m *Manager) cookieToken(r *http.Request) (id.Secret, bool) {
 	return id.ParseSecret(TokenPrefix, value)
 }
 
-// Authenticate resolves the session cookie, if any, into a Principal in the
-// request context. It never rejects: handlers that need a principal use
+// Authenticate resolves the caller into a Principal in the request context:
+// a bearer access token if an Authorization header is present (then the
+// cookie is ignored, so an invalid token never falls back to it), else the
+// session cookie. It never rejects: handlers that need a principal use
 // Require.
 func (m *Manager) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, present := r.Header["Authorization"]; present {
+			if p, ok := m.bearerPrincipal(r); ok {
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, p))
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		token, ok := m.cookieToken(r)
 		if !ok {
 			next.ServeHTTP(w, r)
@@ -232,6 +321,67 @@ func (m *Manager) Authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
 	})
+}
+
+// BearerToken returns the request's bearer token: exactly one
+// Authorization header with the Bearer scheme (RFC 6750).
+func BearerToken(r *http.Request) (string, bool) {
+	v := r.Header.Values("Authorization")
+	if len(v) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(v[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", false
+	}
+	return tok, true
+}
+
+// bearerPrincipal verifies the access token: signature, claims and the
+// revocation set, with no store read.
+func (m *Manager) bearerPrincipal(r *http.Request) (*Principal, bool) {
+	tok, ok := BearerToken(r)
+	if !ok || m.bearer == nil {
+		return nil, false
+	}
+	c, err := m.bearer.Verify(r.Context(), tok)
+	if err != nil {
+		return nil, false
+	}
+	return &Principal{Bearer: true, User: store.User{ID: c.Subject}, Session: SessionOfClaims(c)}, true
+}
+
+// SessionOfClaims is what an access token says about its session.
+func SessionOfClaims(c *gatehouse.Claims) store.Session {
+	aal := 1
+	if c.ACR == "aal2" {
+		aal = 2
+	}
+	return store.Session{ID: c.SessionID, UserID: c.Subject, Kind: store.SessionToken, AuthTime: c.AuthTime, AMR: c.AMR, AAL: aal}
+}
+
+// Load returns p with the full session and user records (a store read for
+// bearer principals; cookie principals are already complete). A session
+// that ended since the token was issued is errNoSession → Unauthenticated.
+func (m *Manager) Load(ctx context.Context, p *Principal) (*Principal, error) {
+	if !p.Bearer {
+		return p, nil
+	}
+	s, err := m.db.Sessions().SessionByID(ctx, p.Session.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (s.UserID != p.User.ID || !m.live(s, m.Now()))) {
+		return nil, problem.Unauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: load: %w", err)
+	}
+	u, err := m.db.Users().UserByID(ctx, s.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, problem.Unauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: load user: %w", err)
+	}
+	return &Principal{Session: *s, User: *u, Bearer: true}, nil
 }
 
 var errNoSession = errors.New("session: no valid session")
@@ -284,12 +434,22 @@ func (m *Manager) load(ctx context.Context, hash []byte) (*Principal, error) {
 // live applies the server-side expiry policy: not revoked, within the
 // absolute lifetime, and used within the idle timeout.
 func (m *Manager) live(s *store.Session, now time.Time) bool {
-	return s.RevokedAt == nil && now.Before(s.ExpiresAt) && now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout))
+	return s.RevokedAt == nil && now.Before(s.ExpiresAt) && now.Before(s.LastSeenAt.Add(m.idle(s)))
+}
+
+// Live reports whether s is usable at now.
+func (m *Manager) Live(s *store.Session, now time.Time) bool { return m.live(s, now) }
+
+func (m *Manager) idle(s *store.Session) time.Duration {
+	if s.Kind == store.SessionToken {
+		return m.cfg.TokenIdleTimeout
+	}
+	return m.cfg.IdleTimeout
 }
 
 // IdleExpiry is when s expires if it stays unused.
 func (m *Manager) IdleExpiry(s *store.Session) time.Time {
-	return minTime(s.LastSeenAt.Add(m.cfg.IdleTimeout), s.ExpiresAt)
+	return minTime(s.LastSeenAt.Add(m.idle(s)), s.ExpiresAt)
 }
 
 // touch records activity at most once per touchInterval, or at once when

@@ -1,6 +1,7 @@
 // Package sqlstore owns the SQLite and PostgreSQL implementations of the
-// store interfaces (store.Users, store.Sessions, store.Audit, store.Store)
-// and their embedded migrations.
+// store interfaces (store.Users, store.Sessions, store.RefreshTokens,
+// store.SigningKeys, store.Audit, store.Store) and their embedded
+// migrations.
 //
 // # One set of queries
 //
@@ -68,6 +69,8 @@
 // Transactions run at READ COMMITTED. Every compare-and-set is a single
 // guarded statement (UPDATE ... WHERE ... AND <precondition>), so the row
 // lock PostgreSQL takes and the re-check it performs after waiting for a
-// concurrent writer decide the race; uniqueness (e-mail key, token hash) is
+// concurrent writer decide the race; inside a transaction the lock is held
+// until commit, which is how concurrent refresh-token rotations serialize.
+// Uniqueness (e-mail key, session token hash, refresh token hash) is
 // enforced by unique indexes, never by a read-then-insert.
 package sqlstore

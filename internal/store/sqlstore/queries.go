@@ -21,8 +21,8 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// queries implements store.Users, store.Sessions and store.Audit once for
-// both dialects. Outside a transaction r and w are the read and write pools;
+// queries implements store.Users, store.Sessions, store.RefreshTokens,
+// store.SigningKeys and store.Audit once for both dialects. Outside a transaction r and w are the read and write pools;
 // inside one both are the *sql.Tx.
 type queries struct {
 	d dialect

@@ -12,7 +12,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
-const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, auth_time, expires_at,
+const sessionColumns = `id, user_id, kind, token_hash, created_at, last_seen_at, auth_time, expires_at,
 	ip, user_agent, location, aal, amr, revoked_at, revoke_reason`
 
 func scanSession(s scanner) (*store.Session, error) {
@@ -20,7 +20,7 @@ func scanSession(s scanner) (*store.Session, error) {
 		ss  store.Session
 		amr []byte
 	)
-	err := s.Scan(&ss.ID, &ss.UserID, &ss.TokenHash,
+	err := s.Scan(&ss.ID, &ss.UserID, &ss.Kind, &ss.TokenHash,
 		timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt}, timeCol{&ss.AuthTime}, timeCol{&ss.ExpiresAt},
 		&ss.IP, &ss.UserAgent, &ss.Location, &ss.AAL, &amr, nullTimeCol{&ss.RevokedAt}, &ss.RevokeReason)
 	if err != nil {
@@ -45,16 +45,21 @@ func encodeAMR(amr []string) string {
 	return string(b)
 }
 
-// CreateSession implements store.Sessions. IP, UserAgent and Location are
-// stored through cleanText.
+// CreateSession implements store.Sessions. An empty Kind is stored as
+// store.SessionCookie; IP, UserAgent and Location are stored through
+// cleanText.
 func (q *queries) CreateSession(ctx context.Context, s *store.Session) error {
+	kind := s.Kind
+	if kind == "" {
+		kind = store.SessionCookie
+	}
 	var revokedAt any
 	if s.RevokedAt != nil {
 		revokedAt = q.t(*s.RevokedAt)
 	}
 	_, err := q.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.ID, s.UserID, s.TokenHash, q.t(s.CreatedAt), q.t(s.LastSeenAt), q.t(s.AuthTime), q.t(s.ExpiresAt),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.UserID, kind, s.TokenHash, q.t(s.CreatedAt), q.t(s.LastSeenAt), q.t(s.AuthTime), q.t(s.ExpiresAt),
 		cleanText(s.IP), cleanText(s.UserAgent), cleanText(s.Location), s.AAL, encodeAMR(s.AMR), revokedAt, s.RevokeReason)
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: create session: id or token hash already in use: %w", store.ErrConflict)
@@ -204,4 +209,28 @@ func (q *queries) RevokeUserSessions(ctx context.Context, userID, exceptID strin
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// RevokedSessionsSince implements store.Sessions through the partial index
+// on revoked_at. Ties on revoked_at are broken by id.
+func (q *queries) RevokedSessionsSince(ctx context.Context, since time.Time) ([]store.Revocation, error) {
+	rows, err := q.query(ctx, `SELECT id, revoked_at FROM sessions
+		WHERE revoked_at >= ?
+		ORDER BY revoked_at, id`, q.t(since))
+	if err != nil {
+		return nil, q.fail("revoked sessions since", err)
+	}
+	defer rows.Close()
+	var out []store.Revocation
+	for rows.Next() {
+		var r store.Revocation
+		if err := rows.Scan(&r.SessionID, timeCol{&r.RevokedAt}); err != nil {
+			return nil, q.fail("revoked sessions since", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, q.fail("revoked sessions since", err)
+	}
+	return out, nil
 }

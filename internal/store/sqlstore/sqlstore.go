@@ -97,6 +97,12 @@ func (db *DB) Users() store.Users { return db.q }
 // Sessions implements store.Tx.
 func (db *DB) Sessions() store.Sessions { return db.q }
 
+// RefreshTokens implements store.Tx.
+func (db *DB) RefreshTokens() store.RefreshTokens { return db.q }
+
+// SigningKeys implements store.Tx.
+func (db *DB) SigningKeys() store.SigningKeys { return db.q }
+
 // Audit implements store.Tx.
 func (db *DB) Audit() store.Audit { return db.q }
 
@@ -133,9 +139,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 // txStore is the store.Tx handed to an InTx callback.
 type txStore struct{ q *queries }
 
-func (t txStore) Users() store.Users       { return t.q }
-func (t txStore) Sessions() store.Sessions { return t.q }
-func (t txStore) Audit() store.Audit       { return t.q }
+func (t txStore) Users() store.Users                 { return t.q }
+func (t txStore) Sessions() store.Sessions           { return t.q }
+func (t txStore) RefreshTokens() store.RefreshTokens { return t.q }
+func (t txStore) SigningKeys() store.SigningKeys     { return t.q }
+func (t txStore) Audit() store.Audit                 { return t.q }
 
 // Ping checks that the database is reachable and that its schema is at
 // least the version this build was compiled with.

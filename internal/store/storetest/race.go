@@ -24,6 +24,9 @@ var raceTests = []storeTest{
 	{"ConcurrentRevokeSameSession", testConcurrentRevokeSameSession},
 	{"ConcurrentRotateSameSession", testConcurrentRotateSameSession},
 	{"ConcurrentRevokeUserSessions", testConcurrentRevokeUserSessions},
+	{"ConcurrentRefreshRotation", testConcurrentRefreshRotation},
+	{"ConcurrentRefreshTokenSameHash", testConcurrentRefreshTokenSameHash},
+	{"ConcurrentSigningKeySameID", testConcurrentSigningKeySameID},
 	{"Hammer", testHammer},
 }
 
@@ -213,6 +216,79 @@ func testConcurrentRevokeUserSessions(t *testing.T, s store.Store) {
 	active, err := s.Sessions().ListActiveSessions(t.Context(), "u1", base)
 	if err != nil || len(active) != 1 || active[0].ID != "s00" {
 		t.Errorf("active sessions = %v, %v; want only s00", active, err)
+	}
+}
+
+// testConcurrentRefreshRotation races rotations of one refresh token, each
+// in its own transaction as the token endpoint runs them: mark the token
+// used and, only if that won, insert a successor. Exactly one rotation
+// commits; the losers see ErrConflict and leave no successor behind.
+func testConcurrentRefreshRotation(t *testing.T, s store.Store) {
+	const rotators = 50
+	newTokenSession(t, s, "s1", "u1")
+	orig := mustCreateRefreshToken(t, s, newRefreshToken("rt0", "s1"))
+	successor := func(i int) *store.RefreshToken {
+		return newRefreshToken(fmt.Sprintf("rt-successor-%02d", i), "s1")
+	}
+	usedAt := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	client := func(i int) string { return fmt.Sprintf("fp-%02d", i) }
+	errs := make([]error, rotators)
+	concurrently(rotators, func(i int) {
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), orig.ID, usedAt(i), client(i)); err != nil {
+				return err
+			}
+			return tx.RefreshTokens().CreateRefreshToken(t.Context(), successor(i))
+		})
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+
+	want := wantRefreshToken(orig)
+	u := norm(usedAt(w))
+	want.UsedAt, want.Client = &u, client(w)
+	if d := diff(want, mustRefreshToken(t, s, orig.Hash)); d != "" {
+		t.Errorf("rotated token is not the winner's (%d) (-want +got):\n%s", w, d)
+	}
+	for i := range rotators {
+		rt, err := s.RefreshTokens().RefreshTokenByHash(t.Context(), successor(i).Hash)
+		if i == w {
+			if err != nil {
+				t.Fatalf("winner's successor: %v", err)
+			}
+			if d := diff(wantRefreshToken(successor(w)), rt); d != "" {
+				t.Errorf("winner's successor (-want +got):\n%s", d)
+			}
+			continue
+		}
+		wantErr(t, fmt.Sprintf("RefreshTokenByHash(successor of loser %d)", i), err, store.ErrNotFound)
+	}
+}
+
+func testConcurrentRefreshTokenSameHash(t *testing.T, s store.Store) {
+	newTokenSession(t, s, "s1", "u1")
+	hash := tokenHash("refresh-race")
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		rt := newRefreshToken(fmt.Sprintf("rt%02d", i), "s1")
+		rt.Hash = hash
+		errs[i] = s.RefreshTokens().CreateRefreshToken(t.Context(), rt)
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	if rt := mustRefreshToken(t, s, hash); rt.ID != fmt.Sprintf("rt%02d", w) {
+		t.Errorf("RefreshTokenByHash = %s, want the winner rt%02d", rt.ID, w)
+	}
+}
+
+func testConcurrentSigningKeySameID(t *testing.T, s store.Store) {
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		k := newSigningKey("k1", base)
+		k.KEKVersion = i + 1
+		errs[i] = s.SigningKeys().CreateSigningKey(t.Context(), k)
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	if ks := mustListSigningKeys(t, s); len(ks) != 1 || ks[0].KEKVersion != w+1 {
+		t.Errorf("ListSigningKeys = %v, want only the winner's key (KEK version %d)", ks, w+1)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 var roundTripTests = []storeTest{
 	{"Time", testTimeRoundTrip},
 	{"AMR", testAMRRoundTrip},
+	{"SessionKind", testSessionKindRoundTrip},
 	{"Details", testDetailsRoundTrip},
 }
 
@@ -43,8 +44,23 @@ func testTimeRoundTrip(t *testing.T, s store.Store) {
 			ss.CreatedAt, ss.LastSeenAt, ss.AuthTime, ss.ExpiresAt, ss.RevokedAt = in, in, in, in, &in
 			mustCreateSession(t, s, ss)
 			mustAppend(t, s, &store.Event{Type: "e", UserID: uid, At: in})
+			rt := newRefreshToken("rt"+sid, sid)
+			rt.CreatedAt, rt.ExpiresAt, rt.UsedAt = in, in, &in
+			mustCreateRefreshToken(t, s, rt)
+			k := newSigningKey("k"+sid, in)
+			k.CreatedAt = in
+			mustCreateSigningKey(t, s, k)
 
 			gu, gs := mustUser(t, s, uid), mustSession(t, s, sid)
+			grt, gk := mustRefreshToken(t, s, rt.Hash), mustSigningKey(t, s, k.ID)
+			revs, err := s.Sessions().RevokedSessionsSince(t.Context(), in)
+			if err != nil {
+				t.Fatalf("RevokedSessionsSince: %v", err)
+			}
+			ri := slices.IndexFunc(revs, func(r store.Revocation) bool { return r.SessionID == sid })
+			if ri < 0 {
+				t.Fatalf("RevokedSessionsSince(%v) = %v, want %s among them", in, revs, sid)
+			}
 			evs, err := s.Audit().ListUserEvents(t.Context(), uid, 0, 1)
 			if err != nil || len(evs) != 1 {
 				t.Fatalf("ListUserEvents = %v, %v", evs, err)
@@ -54,6 +70,9 @@ func testTimeRoundTrip(t *testing.T, s store.Store) {
 				"Session.CreatedAt": gs.CreatedAt, "Session.LastSeenAt": gs.LastSeenAt,
 				"Session.AuthTime": gs.AuthTime, "Session.ExpiresAt": gs.ExpiresAt,
 				"Session.RevokedAt": *gs.RevokedAt, "Event.At": evs[0].At,
+				"RefreshToken.CreatedAt": grt.CreatedAt, "RefreshToken.ExpiresAt": grt.ExpiresAt,
+				"RefreshToken.UsedAt": *grt.UsedAt, "Revocation.RevokedAt": revs[ri].RevokedAt,
+				"SigningKey.CreatedAt": gk.CreatedAt, "SigningKey.ActivatesAt": gk.ActivatesAt,
 			} {
 				if !got.Equal(want) || got.Location() != time.UTC {
 					t.Errorf("%s = %v (%s), want %v in UTC", name, got, got.Location(), want)
@@ -82,6 +101,43 @@ func testAMRRoundTrip(t *testing.T, s store.Store) {
 				if !slices.Equal(got.AMR, amr) {
 					t.Errorf("AMR = %q, want %q", got.AMR, amr)
 				}
+			}
+		})
+	}
+}
+
+func testSessionKindRoundTrip(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	for i, tc := range []struct{ kind, want string }{
+		{"", store.SessionCookie},
+		{store.SessionCookie, store.SessionCookie},
+		{store.SessionToken, store.SessionToken},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.kind), func(t *testing.T) {
+			ss := newSession(fmt.Sprintf("s%d", i), "u1")
+			ss.Kind = tc.kind
+			mustCreateSession(t, s, ss)
+			byHash, err := s.Sessions().SessionByTokenHash(t.Context(), ss.TokenHash)
+			if err != nil {
+				t.Fatalf("SessionByTokenHash: %v", err)
+			}
+			for _, got := range []*store.Session{mustSession(t, s, ss.ID), byHash, listed(t, s, "u1", ss.ID)} {
+				if got.Kind != tc.want {
+					t.Errorf("Kind = %q, want %q", got.Kind, tc.want)
+				}
+			}
+			// Later writes keep the kind.
+			if err := s.Sessions().TouchSession(t.Context(), ss.ID, base, "192.0.2.1", "ua"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, tokenHash(fmt.Sprintf("rotated-%d", i)), base); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Sessions().RevokeSession(t.Context(), ss.ID, base, "logout"); err != nil {
+				t.Fatal(err)
+			}
+			if got := mustSession(t, s, ss.ID); got.Kind != tc.want {
+				t.Errorf("Kind after touch, rotation and revocation = %q, want %q", got.Kind, tc.want)
 			}
 		})
 	}
@@ -144,9 +200,17 @@ func testErrorsOmitHashes(t *testing.T, s store.Store) {
 	dupUser.EmailKey, dupUser.PasswordHash = u.EmailKey, "$argon2id$NEW-USER-HASH-SECRET"
 	dupSession := newSession("s3", "u1")
 	dupSession.TokenHash = ss.TokenHash
+	rt := mustCreateRefreshToken(t, s, newRefreshToken("rt1", "s1"))
+	dupRefresh := newRefreshToken("rt2", "s2")
+	dupRefresh.Hash = rt.Hash
+	key := newSigningKey("k1", base)
+	key.PrivateSealed = []byte("SEALED-PRIVATE-KEY-SECRET")
+	mustCreateSigningKey(t, s, key)
+	dupKey := newSigningKey("k1", base)
+	dupKey.PrivateSealed = []byte("OTHER-SEALED-PRIVATE-KEY-SECRET")
 
 	secrets := []string{u.PasswordHash, dupUser.PasswordHash, "OLD-HASH-SECRET", "NEW-HASH-SECRET"}
-	for _, h := range [][]byte{ss.TokenHash, other.TokenHash} {
+	for _, h := range [][]byte{ss.TokenHash, other.TokenHash, rt.Hash, key.PrivateSealed, dupKey.PrivateSealed} {
 		secrets = append(secrets, hex.EncodeToString(h), strings.ToUpper(hex.EncodeToString(h)), string(h))
 	}
 	for _, tc := range []struct {
@@ -159,6 +223,8 @@ func testErrorsOmitHashes(t *testing.T, s store.Store) {
 		// A token hash identifies one session: rotating onto a hash in
 		// use must fail.
 		{"RotateSessionToken onto a hash in use", s.Sessions().RotateSessionToken(t.Context(), "s1", other.TokenHash, base)},
+		{"CreateRefreshToken conflict", s.RefreshTokens().CreateRefreshToken(t.Context(), dupRefresh)},
+		{"CreateSigningKey conflict", s.SigningKeys().CreateSigningKey(t.Context(), dupKey)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.err == nil {

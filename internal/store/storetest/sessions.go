@@ -17,6 +17,7 @@ var sessionsTests = []storeTest{
 	{"RotateSessionToken", testRotateSessionToken},
 	{"RevokeSession", testRevokeSession},
 	{"RevokeUserSessions", testRevokeUserSessions},
+	{"RevokedSessionsSince", testRevokedSessionsSince},
 }
 
 func testCreateAndGetSession(t *testing.T, s store.Store) {
@@ -34,7 +35,11 @@ func testCreateAndGetSession(t *testing.T, s store.Store) {
 	revoked := newSession("s-revoked", "u1")
 	revokedAt := base.Add(2 * time.Minute)
 	revoked.RevokedAt, revoked.RevokeReason = &revokedAt, "logout"
-	for _, ss := range []*store.Session{full, minimal, binary, revoked} {
+	cookie := newSession("s-cookie", "u1")
+	cookie.Kind = store.SessionCookie
+	token := newSession("s-token", "u1")
+	token.Kind = store.SessionToken
+	for _, ss := range []*store.Session{full, minimal, binary, revoked, cookie, token} {
 		t.Run(ss.ID, func(t *testing.T) {
 			mustCreateSession(t, s, ss)
 			got, err := s.Sessions().SessionByID(t.Context(), ss.ID)
@@ -346,6 +351,87 @@ func testRevokeUserSessions(t *testing.T, s store.Store) {
 			again, err := s.Sessions().RevokeUserSessions(t.Context(), user, exceptID, at, "password_changed")
 			if err != nil || len(again) != 0 {
 				t.Errorf("second RevokeUserSessions = %v, %v; want none, nil", again, err)
+			}
+		})
+	}
+}
+
+// testRevokedSessionsSince revokes sessions in every way the store offers
+// (RevokeSession, RevokeUserSessions, created revoked), at times whose order
+// differs from the ids', and reads them back from several instants.
+func testRevokedSessionsSince(t *testing.T, s store.Store) {
+	since := base.Add(time.Hour + 500*time.Nanosecond)
+	for _, u := range []string{"u1", "u2", "u3"} {
+		mustCreateUser(t, s, newUser(u))
+	}
+	for _, id := range []string{"active", "a-before", "b-at-since", "c-third", "z-second"} {
+		mustCreateSession(t, s, newSession(id, "u1"))
+	}
+	expired := newSession("expired-not-revoked", "u1")
+	expired.ExpiresAt = base
+	mustCreateSession(t, s, expired)
+	for _, id := range []string{"u2-b", "u2-a", "u2-keep"} {
+		mustCreateSession(t, s, newSession(id, "u2"))
+	}
+	createdRevoked := newSession("created-revoked", "u3")
+	createdRevokedAt := since.Add(4 * time.Minute)
+	createdRevoked.RevokedAt, createdRevoked.RevokeReason = &createdRevokedAt, "logout"
+	mustCreateSession(t, s, createdRevoked)
+
+	revoke := func(id string, at time.Time) {
+		t.Helper()
+		if ok, err := s.Sessions().RevokeSession(t.Context(), id, at, "logout"); !ok || err != nil {
+			t.Fatalf("RevokeSession(%s) = %v, %v", id, ok, err)
+		}
+	}
+	revoke("a-before", since.Add(-time.Microsecond))
+	revoke("b-at-since", since)
+	revoke("z-second", since.Add(time.Minute))
+	revoke("c-third", since.Add(2*time.Minute))
+	// Revoked together, at one instant: the id breaks the tie.
+	if ids, err := s.Sessions().RevokeUserSessions(t.Context(), "u2", "u2-keep", since.Add(3*time.Minute), "password_changed"); err != nil || len(ids) != 2 {
+		t.Fatalf("RevokeUserSessions = %v, %v", ids, err)
+	}
+	// Revoking again keeps the first revocation time.
+	if ok, err := s.Sessions().RevokeSession(t.Context(), "z-second", since.Add(time.Hour), "logout"); ok || err != nil {
+		t.Fatalf("second RevokeSession = %v, %v; want false, nil", ok, err)
+	}
+
+	rev := func(id string, at time.Time) store.Revocation {
+		return store.Revocation{SessionID: id, RevokedAt: norm(at)}
+	}
+	all := []store.Revocation{
+		rev("b-at-since", since),
+		rev("z-second", since.Add(time.Minute)),
+		rev("c-third", since.Add(2*time.Minute)),
+		rev("u2-a", since.Add(3*time.Minute)),
+		rev("u2-b", since.Add(3*time.Minute)),
+		rev("created-revoked", createdRevokedAt),
+	}
+	for _, tc := range []struct {
+		name  string
+		since time.Time
+		want  []store.Revocation
+	}{
+		{"at or after since, oldest first", since, all},
+		{"since with the stored precision", norm(since), all},
+		{"since a microsecond later", since.Add(time.Microsecond), all[1:]},
+		{"since a microsecond earlier", since.Add(-time.Microsecond), append([]store.Revocation{rev("a-before", since.Add(-time.Microsecond))}, all...)},
+		{"since the last revocation", createdRevokedAt, all[5:]},
+		{"since after every revocation", createdRevokedAt.Add(time.Microsecond), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Sessions().RevokedSessionsSince(t.Context(), tc.since)
+			if err != nil {
+				t.Fatalf("RevokedSessionsSince: %v", err)
+			}
+			if d := diff(tc.want, got); d != "" {
+				t.Errorf("RevokedSessionsSince (-want +got):\n%s", d)
+			}
+			for _, r := range got {
+				if r.RevokedAt.Location() != time.UTC {
+					t.Errorf("RevokedAt of %s is in %s, want UTC", r.SessionID, r.RevokedAt.Location())
+				}
 			}
 		})
 	}

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -27,6 +28,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"Users", usersTests},
 		{"Sessions", sessionsTests},
+		{"RefreshTokens", refreshTokensTests},
+		{"SigningKeys", signingKeysTests},
 		{"Audit", auditTests},
 		{"Tx", txTests},
 		{"RoundTrip", roundTripTests},
@@ -100,9 +103,36 @@ func wantUser(u *store.User) *store.User {
 	return &w
 }
 
+// newRefreshToken is an unused refresh token of session sessionID.
+func newRefreshToken(id, sessionID string) *store.RefreshToken {
+	return &store.RefreshToken{
+		ID:        id,
+		SessionID: sessionID,
+		Hash:      tokenHash("refresh-" + id),
+		CreatedAt: base,
+		ExpiresAt: base.Add(12 * time.Hour),
+	}
+}
+
+// newSigningKey is a key that signs from activatesAt on.
+func newSigningKey(id string, activatesAt time.Time) *store.SigningKey {
+	return &store.SigningKey{
+		ID:            id,
+		Algorithm:     "EdDSA",
+		PublicJWK:     []byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"` + id + `"}`),
+		PrivateSealed: tokenHash("sealed-" + id),
+		KEKVersion:    1,
+		CreatedAt:     base,
+		ActivatesAt:   activatesAt,
+	}
+}
+
 // wantSession is s as a store returns it.
 func wantSession(s *store.Session) *store.Session {
 	w := *s
+	if w.Kind == "" {
+		w.Kind = store.SessionCookie
+	}
 	w.CreatedAt, w.LastSeenAt, w.AuthTime, w.ExpiresAt =
 		norm(s.CreatedAt), norm(s.LastSeenAt), norm(s.AuthTime), norm(s.ExpiresAt)
 	if s.RevokedAt != nil {
@@ -112,10 +142,54 @@ func wantSession(s *store.Session) *store.Session {
 	return &w
 }
 
+// wantRefreshToken is t as a store returns it.
+func wantRefreshToken(t *store.RefreshToken) *store.RefreshToken {
+	w := *t
+	w.CreatedAt, w.ExpiresAt = norm(t.CreatedAt), norm(t.ExpiresAt)
+	if t.UsedAt != nil {
+		u := norm(*t.UsedAt)
+		w.UsedAt = &u
+	}
+	return &w
+}
+
+// wantSigningKeys is ks as a store returns them.
+func wantSigningKeys(ks ...*store.SigningKey) []*store.SigningKey {
+	out := make([]*store.SigningKey, len(ks))
+	for i, k := range ks {
+		w := *k
+		w.CreatedAt, w.ActivatesAt = norm(k.CreatedAt), norm(k.ActivatesAt)
+		out[i] = &w
+	}
+	return out
+}
+
 // diff compares records; times compare by instant (UTC-ness is checked by
 // RoundTrip/Time) and nil equals empty for slices and maps.
 func diff(want, got any) string {
 	return cmp.Diff(want, got, cmpopts.EquateEmpty())
+}
+
+// diffKeys compares signing keys like diff, except that PublicJWK only
+// needs to hold the same JSON value, not the same bytes.
+func diffKeys(want, got []*store.SigningKey) string {
+	return diff(canonicalJWKs(want), canonicalJWKs(got))
+}
+
+// canonicalJWKs copies ks with every PublicJWK re-encoded canonically
+// (sorted members, no insignificant space); one that does not parse is
+// kept as is.
+func canonicalJWKs(ks []*store.SigningKey) []*store.SigningKey {
+	out := make([]*store.SigningKey, len(ks))
+	for i, k := range ks {
+		c := *k
+		var v any
+		if err := json.Unmarshal(k.PublicJWK, &v); err == nil {
+			c.PublicJWK, _ = json.Marshal(v) // a decoded value always marshals
+		}
+		out[i] = &c
+	}
+	return out
 }
 
 func mustCreateUser(t *testing.T, s store.Tx, u *store.User) *store.User {
@@ -141,6 +215,52 @@ func mustSession(t *testing.T, s store.Tx, id string) *store.Session {
 		t.Fatalf("SessionByID(%s): %v", id, err)
 	}
 	return ss
+}
+
+func mustCreateRefreshToken(t *testing.T, s store.Tx, rt *store.RefreshToken) *store.RefreshToken {
+	t.Helper()
+	if err := s.RefreshTokens().CreateRefreshToken(t.Context(), rt); err != nil {
+		t.Fatalf("CreateRefreshToken(%s): %v", rt.ID, err)
+	}
+	return rt
+}
+
+func mustRefreshToken(t *testing.T, s store.Tx, hash []byte) *store.RefreshToken {
+	t.Helper()
+	rt, err := s.RefreshTokens().RefreshTokenByHash(t.Context(), hash)
+	if err != nil {
+		t.Fatalf("RefreshTokenByHash: %v", err)
+	}
+	return rt
+}
+
+func mustCreateSigningKey(t *testing.T, s store.Tx, k *store.SigningKey) *store.SigningKey {
+	t.Helper()
+	if err := s.SigningKeys().CreateSigningKey(t.Context(), k); err != nil {
+		t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
+	}
+	return k
+}
+
+func mustListSigningKeys(t *testing.T, s store.Tx) []*store.SigningKey {
+	t.Helper()
+	ks, err := s.SigningKeys().ListSigningKeys(t.Context())
+	if err != nil {
+		t.Fatalf("ListSigningKeys: %v", err)
+	}
+	return ks
+}
+
+// mustSigningKey finds key id among the listed keys.
+func mustSigningKey(t *testing.T, s store.Tx, id string) *store.SigningKey {
+	t.Helper()
+	for _, k := range mustListSigningKeys(t, s) {
+		if k.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("signing key %s not listed", id)
+	return nil
 }
 
 func mustUser(t *testing.T, s store.Tx, id string) *store.User {

@@ -18,15 +18,25 @@ var errAbort = errors.New("storetest: abort transaction")
 
 func testTxCommit(t *testing.T, s store.Store) {
 	u, ss := newUser("u1"), newSession("s1", "u1")
+	ss.Kind = store.SessionToken
 	e := newEvent("signup", "u1", 1)
+	rt, k := newRefreshToken("rt1", "s1"), newSigningKey("k1", base)
 	err := s.InTx(t.Context(), func(tx store.Tx) error {
 		mustCreateUser(t, tx, u)
 		mustCreateSession(t, tx, ss)
 		mustAppend(t, tx, e)
+		mustCreateRefreshToken(t, tx, rt)
+		mustCreateSigningKey(t, tx, k)
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("InTx: %v", err)
+	}
+	if d := diff(wantRefreshToken(rt), mustRefreshToken(t, s, rt.Hash)); d != "" {
+		t.Errorf("refresh token after commit (-want +got):\n%s", d)
+	}
+	if d := diffKeys(wantSigningKeys(k), mustListSigningKeys(t, s)); d != "" {
+		t.Errorf("signing keys after commit (-want +got):\n%s", d)
 	}
 	if d := diff(wantUser(u), mustUser(t, s, "u1")); d != "" {
 		t.Errorf("user after commit (-want +got):\n%s", d)
@@ -46,6 +56,7 @@ func testTxCommit(t *testing.T, s store.Store) {
 func testTxReadYourWrites(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("u1"))
 	mustCreateSession(t, s, newSession("s-outside", "u1"))
+	outsideRT := mustCreateRefreshToken(t, s, newRefreshToken("rt-outside", "s-outside"))
 	err := s.InTx(t.Context(), func(tx store.Tx) error {
 		mustCreateUser(t, tx, newUser("u2"))
 		if _, err := tx.Users().UserByEmailKey(t.Context(), newUser("u2").EmailKey); err != nil {
@@ -63,6 +74,24 @@ func testTxReadYourWrites(t *testing.T, s store.Store) {
 		if active, err := tx.Sessions().ListActiveSessions(t.Context(), "u1", base); err != nil || len(active) != 0 {
 			t.Errorf("ListActiveSessions inside the transaction = %d sessions, %v; want 0", len(active), err)
 		}
+		if revs, err := tx.Sessions().RevokedSessionsSince(t.Context(), base); err != nil || len(revs) != 1 || revs[0].SessionID != "s-outside" {
+			t.Errorf("RevokedSessionsSince inside the transaction = %v, %v; want s-outside", revs, err)
+		}
+		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp"); err != nil {
+			t.Errorf("MarkRefreshTokenUsed inside the transaction: %v", err)
+		}
+		if rt := mustRefreshToken(t, tx, outsideRT.Hash); rt.UsedAt == nil || rt.Client != "fp" {
+			t.Errorf("refresh token inside the transaction: UsedAt %v, Client %q; want used by %q", rt.UsedAt, rt.Client, "fp")
+		}
+		err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp")
+		wantErr(t, "second MarkRefreshTokenUsed inside the transaction", err, store.ErrConflict)
+		mustCreateSession(t, tx, newSession("s-inside", "u2"))
+		rt := mustCreateRefreshToken(t, tx, newRefreshToken("rt-inside", "s-inside"))
+		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), rt.ID, base, "fp"); err != nil {
+			t.Errorf("MarkRefreshTokenUsed of a token created in the transaction: %v", err)
+		}
+		mustCreateSigningKey(t, tx, newSigningKey("k-inside", base))
+		mustSigningKey(t, tx, "k-inside")
 		e := mustAppend(t, tx, newEvent("e", "u2", 1))
 		if got, err := tx.Audit().ListUserEvents(t.Context(), "u2", 0, 10); err != nil || len(got) != 1 || got[0].ID != e.ID {
 			t.Errorf("ListUserEvents inside the transaction = %v, %v", got, err)
@@ -77,6 +106,7 @@ func testTxReadYourWrites(t *testing.T, s store.Store) {
 func testTxRollback(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("existing"))
 	mustCreateSession(t, s, newSession("s-existing", "existing"))
+	mustCreateRefreshToken(t, s, newRefreshToken("rt-existing", "s-existing"))
 	for _, tc := range []struct {
 		name string
 		// fn writes through tx and then fails; check inspects InTx's
@@ -115,8 +145,13 @@ func testTxRollback(t *testing.T, s store.Store) {
 					mustCreateUser(t, tx, newUser("u1"))
 					mustCreateSession(t, tx, newSession("s1", "u1"))
 					mustAppend(t, tx, newEvent("signup", "u1", 1))
+					mustCreateRefreshToken(t, tx, newRefreshToken("rt1", "s1"))
+					mustCreateSigningKey(t, tx, newSigningKey("k1", base))
 					if _, err := tx.Sessions().RevokeSession(t.Context(), "s-existing", base, "logout"); err != nil {
 						t.Errorf("RevokeSession: %v", err)
+					}
+					if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "rt-existing", base, "fp"); err != nil {
+						t.Errorf("MarkRefreshTokenUsed: %v", err)
 					}
 					return tc.fn(t, tx)
 				})
@@ -151,6 +186,17 @@ func assertRolledBack(t *testing.T, s store.Store) {
 	}
 	if ss := mustSession(t, s, "s-existing"); ss.RevokedAt != nil {
 		t.Errorf("revocation inside the rolled-back transaction persisted")
+	}
+	if revs, err := s.Sessions().RevokedSessionsSince(t.Context(), time.Time{}); err != nil || len(revs) != 0 {
+		t.Errorf("RevokedSessionsSince after rollback = %v, %v; want none", revs, err)
+	}
+	_, err = s.RefreshTokens().RefreshTokenByHash(t.Context(), newRefreshToken("rt1", "s1").Hash)
+	wantErr(t, "RefreshTokenByHash after rollback", err, store.ErrNotFound)
+	if rt := mustRefreshToken(t, s, newRefreshToken("rt-existing", "s-existing").Hash); rt.UsedAt != nil || rt.Client != "" {
+		t.Errorf("MarkRefreshTokenUsed inside the rolled-back transaction persisted: UsedAt %v, Client %q", rt.UsedAt, rt.Client)
+	}
+	if ks := mustListSigningKeys(t, s); len(ks) != 0 {
+		t.Errorf("ListSigningKeys after rollback = %d keys, want none", len(ks))
 	}
 	err = s.InTx(t.Context(), func(tx store.Tx) error {
 		return tx.Sessions().TouchSession(t.Context(), "s-existing", base.Add(time.Second), "192.0.2.1", "ua")

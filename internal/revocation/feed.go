@@ -1,0 +1,125 @@
+package revocation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Feed streams the set to SDK verifiers as server-sent events:
+//
+//	event: snapshot   data: {"revoked":[{"sid":…,"until":unix}],"heartbeat":seconds}
+//	event: revoke     data: {"sid":…,"until":unix}
+//	event: heartbeat  data: {"at":unix}
+//
+// The snapshot always comes first and replaces the client's set. Heartbeats
+// are sent only while Healthy reports this replica hears every revocation;
+// a client that hears nothing for its staleness bound fails closed.
+type Feed struct {
+	Set       *Set
+	Heartbeat time.Duration
+	// Healthy reports whether revocations from other replicas reach this
+	// one (the bus is up); nil means always (single process).
+	Healthy func(ctx context.Context) error
+	// MaxLifetime ends a stream after this long so clients rebalance
+	// across replicas; the client reconnects at once.
+	MaxLifetime time.Duration
+	Log         *slog.Logger
+}
+
+type wireEntry struct {
+	SessionID string `json:"sid"`
+	Until     int64  `json:"until"`
+}
+
+func toWire(e Entry) wireEntry {
+	// Rounded up: a client must never forget an entry before the server.
+	until := e.Until.Unix()
+	if e.Until.After(time.Unix(until, 0)) {
+		until++
+	}
+	return wireEntry{SessionID: e.SessionID, Until: until}
+}
+
+// ServeHTTP streams until the client leaves, the stream reaches
+// MaxLifetime, or the client falls too far behind. Authentication is the
+// caller's (a resource-server credential).
+func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	ctx := r.Context()
+	snapshot, ch, cancel := f.Set.Watch()
+	defer cancel()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx must not buffer the stream
+	w.WriteHeader(http.StatusOK)
+
+	entries := make([]wireEntry, len(snapshot))
+	for i, e := range snapshot {
+		entries[i] = toWire(e)
+	}
+	beat := int(f.Heartbeat / time.Second)
+	if beat < 1 {
+		beat = 1
+	}
+	if err := f.send(rc, w, "snapshot", map[string]any{"revoked": entries, "heartbeat": beat}); err != nil {
+		return
+	}
+	ticker := time.NewTicker(f.Heartbeat)
+	defer ticker.Stop()
+	var end <-chan time.Time
+	if f.MaxLifetime > 0 {
+		t := time.NewTimer(f.MaxLifetime)
+		defer t.Stop()
+		end = t.C
+	}
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case e, ok := <-ch:
+			if !ok {
+				return
+			}
+			err = f.send(rc, w, "revoke", toWire(e))
+		case now := <-ticker.C:
+			if f.Healthy != nil {
+				hctx, done := context.WithTimeout(ctx, f.Heartbeat/2)
+				herr := f.Healthy(hctx)
+				done()
+				if herr != nil {
+					// Silence, not a lie: the client's staleness bound
+					// turns it into fail-closed.
+					f.Log.WarnContext(ctx, "revocation feed: heartbeat withheld, revocation bus unhealthy", slog.Any("error", herr))
+					continue
+				}
+			}
+			err = f.send(rc, w, "heartbeat", map[string]int64{"at": now.Unix()})
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (f *Feed) send(rc *http.ResponseController, w http.ResponseWriter, event string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("revocation: encode %s: %w", event, err)
+	}
+	// The server's WriteTimeout would cut a long stream: each write gets
+	// its own deadline instead.
+	_ = rc.SetWriteDeadline(time.Now().Add(f.Heartbeat + 10*time.Second))
+	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+		return err
+	}
+	return rc.Flush()
+}

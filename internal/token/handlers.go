@@ -1,0 +1,338 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// OAuthPaths are the endpoints called by non-browser clients with
+// credentials in the body, never with cookies: they are exempt from the
+// cross-origin check.
+var OAuthPaths = []string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"}
+
+// Register adds the token routes to mux.
+func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
+	mux.Handle("POST /v1/token/refresh", adapt(s.refresh))
+	mux.HandleFunc("POST /oauth2/token", s.oauthToken)
+	mux.HandleFunc("POST /oauth2/revoke", s.oauthRevoke)
+	mux.Handle("POST /oauth2/introspect", s.ResourceServers.Require(http.HandlerFunc(s.oauthIntrospect)))
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
+}
+
+// refresh is the first-party refresh: the token comes from the refresh
+// cookie (browsers) or a JSON body (native apps), never both.
+func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
+	cookie, hasCookie, cookieOK := s.cookieToken(r)
+	hasBody := r.ContentLength != 0 || r.Header.Get("Content-Type") != ""
+	var (
+		presented id.Secret
+		channel   string
+	)
+	switch {
+	case hasBody && hasCookie:
+		return problem.BadRequest.WithDetail("Send the refresh token in the cookie or in the body, not both.")
+	case hasBody:
+		var req struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := httpx.DecodeJSON(w, r, &req); err != nil {
+			return err
+		}
+		t, ok := id.ParseSecret(RefreshPrefix, req.RefreshToken)
+		if !ok {
+			return problem.InvalidGrant
+		}
+		presented, channel = t, channelBody
+	case hasCookie:
+		if !cookieOK {
+			s.clearCookie(w)
+			return problem.InvalidGrant
+		}
+		presented, channel = cookie, channelCookie
+	default:
+		return problem.InvalidGrant.WithDetail("No refresh token was sent.")
+	}
+	rot, err := s.rotate(r, presented, channel)
+	if err != nil {
+		if channel == channelCookie && (errors.Is(err, errInvalidGrant) || errors.Is(err, errReused)) {
+			s.clearCookie(w)
+		}
+		return grantProblem(err)
+	}
+	resp, err := s.response(rot.session, rot.next, channel == channelBody)
+	if err != nil {
+		return err
+	}
+	if channel == channelCookie {
+		s.setCookie(w, rot.next, rot.expires)
+	}
+	noStore(w)
+	return httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+func grantProblem(err error) error {
+	switch {
+	case errors.Is(err, errReused):
+		return problem.RefreshReused.With("error", "invalid_grant")
+	case errors.Is(err, errInvalidGrant):
+		return problem.InvalidGrant.With("error", "invalid_grant")
+	default:
+		return fmt.Errorf("token: refresh: %w", err)
+	}
+}
+
+// oauthError is an RFC 6749 §5.2 error body.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func (s *Service) writeOAuthError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+	noStore(w)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+	}
+	_ = httpx.WriteJSON(w, status, oauthError{Error: code, Description: desc})
+}
+
+// maxFormBytes bounds OAuth form bodies.
+const maxFormBytes = 16 << 10
+
+// parseForm reads an application/x-www-form-urlencoded body, refusing
+// repeated parameters (RFC 6749 §3.2). It returns a description of what is
+// wrong, or "".
+func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, string) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, "The body must be application/x-www-form-urlencoded."
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, "The body is not a valid form."
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, "Parameter " + k + " is repeated."
+		}
+	}
+	return r.PostForm, ""
+}
+
+// oauthToken is the OAuth 2.0 token endpoint; so far it serves the
+// refresh_token grant for public clients (no client authentication).
+// Errors follow RFC 6749 §5.2 (400 invalid_grant, also for reuse).
+func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) {
+	form, bad := parseForm(w, r)
+	if bad != "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
+		return
+	}
+	switch form.Get("grant_type") {
+	case "refresh_token":
+	case "":
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "grant_type is required.")
+		return
+	default:
+		s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_grant_type", "Only the refresh_token grant is supported.")
+		return
+	}
+	presented, ok := id.ParseSecret(RefreshPrefix, form.Get("refresh_token"))
+	if !ok {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid.")
+		return
+	}
+	rot, err := s.rotate(r, presented, channelBody)
+	switch {
+	case errors.Is(err, errReused):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The refresh token was already used; the session has been revoked.")
+		return
+	case errors.Is(err, errInvalidGrant):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid, expired or revoked.")
+		return
+	case err != nil:
+		problem.Write(w, r, s.Log, fmt.Errorf("token: oauth refresh: %w", err))
+		return
+	}
+	resp, err := s.response(rot.session, rot.next, true)
+	if err != nil {
+		problem.Write(w, r, s.Log, err)
+		return
+	}
+	noStore(w)
+	_ = httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+// sessionOf resolves a presented token of either kind to its session id
+// and user: a refresh token by its hash, an access token by verification
+// (signature, claims, revocation). ok is false for anything else.
+func (s *Service) sessionOf(ctx context.Context, tok string) (sid, uid string, ok bool, err error) {
+	if t, isRefresh := id.ParseSecret(RefreshPrefix, tok); isRefresh {
+		rt, err := s.DB.RefreshTokens().RefreshTokenByHash(ctx, t.Hash())
+		if errors.Is(err, store.ErrNotFound) {
+			return "", "", false, nil
+		}
+		if err != nil {
+			return "", "", false, err
+		}
+		sess, err := s.DB.Sessions().SessionByID(ctx, rt.SessionID)
+		if err != nil {
+			return "", "", false, err
+		}
+		return sess.ID, sess.UserID, true, nil
+	}
+	c, err := s.Verifier.Verify(ctx, tok)
+	if err != nil {
+		return "", "", false, nil
+	}
+	return c.SessionID, c.Subject, true, nil
+}
+
+// oauthRevoke is RFC 7009 revocation for public clients: possession of a
+// refresh or access token is enough to end its session (the whole family:
+// RFC 7009 §2.1 lets revoking a refresh token revoke its access tokens,
+// and an access token's only handle is its session). The answer is 200
+// whether or not the token was valid.
+func (s *Service) oauthRevoke(w http.ResponseWriter, r *http.Request) {
+	form, bad := parseForm(w, r)
+	if bad != "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required.")
+		return
+	}
+	ctx := r.Context()
+	sid, uid, ok, err := s.sessionOf(ctx, tok)
+	if err != nil {
+		problem.Write(w, r, s.Log, fmt.Errorf("token: revoke: %w", err))
+		return
+	}
+	if ok {
+		now := s.Sessions.Now()
+		err := s.DB.InTx(ctx, func(tx store.Tx) error {
+			was, err := tx.Sessions().RevokeSession(ctx, sid, now, ReasonTokenRevoked)
+			if err != nil || !was {
+				return err
+			}
+			return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.TokenRevoked, uid, sid))
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			problem.Write(w, r, s.Log, fmt.Errorf("token: revoke: %w", err))
+			return
+		}
+		s.Sessions.Revoked(ctx, sid)
+	}
+	noStore(w)
+	w.WriteHeader(http.StatusOK)
+}
+
+// oauthIntrospect is RFC 7662 introspection for authenticated resource
+// servers. An access token is active if it verifies (signature, claims,
+// revocation set) and its session is still live in the store; a refresh
+// token if it is unused, unexpired and its session live.
+func (s *Service) oauthIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, bad := parseForm(w, r)
+	if bad != "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required.")
+		return
+	}
+	ctx := r.Context()
+	body, err := s.introspect(ctx, tok)
+	if err != nil {
+		problem.Write(w, r, s.Log, fmt.Errorf("token: introspect: %w", err))
+		return
+	}
+	noStore(w)
+	_ = httpx.WriteJSON(w, http.StatusOK, body)
+}
+
+func (s *Service) introspect(ctx context.Context, tok string) (map[string]any, error) {
+	inactive := map[string]any{"active": false}
+	now := s.Sessions.Now()
+	if t, isRefresh := id.ParseSecret(RefreshPrefix, tok); isRefresh {
+		rt, err := s.DB.RefreshTokens().RefreshTokenByHash(ctx, t.Hash())
+		if errors.Is(err, store.ErrNotFound) {
+			return inactive, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		sess, err := s.DB.Sessions().SessionByID(ctx, rt.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if rt.UsedAt != nil || !now.Before(rt.ExpiresAt) || !s.Sessions.Live(sess, now) {
+			return inactive, nil
+		}
+		return map[string]any{
+			"active": true, "token_type": "refresh_token", "client_id": ClientID, "iss": s.cfg.Issuer,
+			"sub": sess.UserID, "sid": sess.ID, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(),
+		}, nil
+	}
+	c, err := s.Verifier.Verify(ctx, tok)
+	if err != nil {
+		return inactive, nil
+	}
+	sess, err := s.DB.Sessions().SessionByID(ctx, c.SessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return inactive, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sess.UserID != c.Subject || !s.Sessions.Live(sess, now) {
+		return inactive, nil
+	}
+	return map[string]any{
+		"active": true, "token_type": "Bearer", "client_id": c.ClientID, "iss": c.Issuer, "sub": c.Subject,
+		"aud": c.Audience, "exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "nbf": c.NotBefore.Unix(),
+		"jti": c.ID, "sid": c.SessionID, "auth_time": c.AuthTime.Unix(), "amr": c.AMR, "acr": c.ACR,
+	}, nil
+}
+
+// discovery lists what this server offers so far (OpenID Connect
+// Discovery members; no authorization endpoint exists yet).
+func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
+	base := strings.TrimRight(s.cfg.Issuer, "/")
+	doc := map[string]any{
+		"issuer":                                        base,
+		"jwks_uri":                                      base + "/.well-known/jwks.json",
+		"token_endpoint":                                base + "/oauth2/token",
+		"revocation_endpoint":                           base + "/oauth2/revoke",
+		"introspection_endpoint":                        base + "/oauth2/introspect",
+		"grant_types_supported":                         []string{"refresh_token"},
+		"token_endpoint_auth_methods_supported":         []string{"none"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
+		"subject_types_supported":                       []string{"public"},
+		"access_token_signing_alg_values_supported":     []string{"EdDSA", "ES256"},
+		"gatehouse_revocation_feed_endpoint":            base + "/v1/revocations",
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		problem.Write(w, r, s.Log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,275 @@
+package token
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// Revocation reasons this package stores on sessions.
+const (
+	ReasonRefreshReused = "refresh_token_reused"
+	ReasonTokenRevoked  = "token_revoked"
+)
+
+// refreshPath scopes the refresh cookie: the browser sends it to the
+// refresh endpoint and nowhere else.
+const refreshPath = "/v1/token/"
+
+// Grant is a new token-mode session with the first member of its refresh
+// family, built before the transaction that stores it.
+type Grant struct {
+	Session *store.Session
+	Client  string
+	refresh id.Secret
+	first   *store.RefreshToken
+}
+
+// Begin builds a token-mode session for userID (never reusing anything the
+// client sent) and its first refresh token. The caller stores it with
+// Create inside its transaction and answers with Respond after commit.
+func (s *Service) Begin(r *http.Request, userID string, amr []string, client string) *Grant {
+	sess, _ := s.Sessions.New(r, userID, amr) // the cookie secret is never handed out
+	sess.Kind = store.SessionToken
+	sess.ExpiresAt = sess.CreatedAt.Add(s.cfg.RefreshLifetime)
+	secret := id.NewSecret(RefreshPrefix)
+	return &Grant{
+		Session: sess,
+		Client:  client,
+		refresh: secret,
+		first:   s.newRefresh(sess, secret, sess.CreatedAt),
+	}
+}
+
+// Create stores the grant's session and first refresh token in tx.
+func (g *Grant) Create(ctx context.Context, tx store.Tx) error {
+	if err := tx.Sessions().CreateSession(ctx, g.Session); err != nil {
+		return err
+	}
+	return tx.RefreshTokens().CreateRefreshToken(ctx, g.first)
+}
+
+// Respond answers a sign-in or sign-up in token mode: the access token,
+// and the refresh token in a cookie (browser) or the body (native). extra
+// members (the user, the session) are added to the body.
+func (s *Service) Respond(w http.ResponseWriter, status int, g *Grant, extra map[string]any) error {
+	resp, err := s.response(g.Session, g.refresh, g.Client == ClientNative)
+	if err != nil {
+		return err
+	}
+	if g.Client != ClientNative {
+		s.setCookie(w, g.refresh, g.first.ExpiresAt)
+	}
+	body := map[string]any{
+		"access_token": resp.AccessToken, "token_type": resp.TokenType, "expires_in": resp.ExpiresIn,
+	}
+	if resp.RefreshToken != "" {
+		body["refresh_token"] = resp.RefreshToken
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	noStore(w)
+	return httpx.WriteJSON(w, status, body)
+}
+
+func (s *Service) newRefresh(sess *store.Session, secret id.Secret, now time.Time) *store.RefreshToken {
+	exp := now.Add(s.cfg.RefreshIdle)
+	if exp.After(sess.ExpiresAt) {
+		exp = sess.ExpiresAt
+	}
+	return &store.RefreshToken{ID: id.New("rt"), SessionID: sess.ID, Hash: secret.Hash(), CreatedAt: now, ExpiresAt: exp}
+}
+
+// successor is the refresh token that replaces t: derived from t with a
+// server key, so a replay inside the grace window gets the very same one.
+func (s *Service) successor(t id.Secret) id.Secret {
+	m := hmac.New(sha256.New, s.cfg.SuccessorKey)
+	m.Write([]byte(t))
+	return id.Secret(RefreshPrefix + "_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
+}
+
+// channel names how a refresh token travels; the grace window only
+// forgives a replay over the same channel from the same user agent.
+const (
+	channelCookie = "cookie"
+	channelBody   = "body"
+)
+
+// fingerprint identifies "the same client" for the grace window: channel
+// and user agent. The IP is left out on purpose: two tabs may reach the
+// server over IPv4 and IPv6, and phones change networks.
+func fingerprint(channel string, r *http.Request) string {
+	h := sha256.Sum256([]byte(channel + "\x00" + r.UserAgent()))
+	return hex.EncodeToString(h[:16])
+}
+
+var (
+	errInvalidGrant = errors.New("token: invalid grant")
+	errReused       = errors.New("token: refresh token reused")
+)
+
+// rotated is the outcome of a successful rotation.
+type rotated struct {
+	session *store.Session
+	next    id.Secret
+	expires time.Time
+}
+
+// rotate consumes presented and returns its successor, in one transaction:
+//
+//   - unused and live: mark it used (compare-and-set: concurrent rotations
+//     serialize on the row and exactly one wins), insert the successor in
+//     the same family, record activity on the session;
+//   - already used, within the grace window, by the same client: the same
+//     successor again (two tabs racing must not log the user out);
+//   - already used otherwise: reuse. The whole session is revoked and
+//     audited (committed), and errReused is returned.
+//
+// Anything else (unknown, expired, revoked session) is errInvalidGrant.
+func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (*rotated, error) {
+	ctx := r.Context()
+	now := s.Sessions.Now()
+	client := fingerprint(channel, r)
+	next := s.successor(presented)
+	ip := ""
+	if a := httpx.ClientIP(r); a.IsValid() {
+		ip = a.String()
+	}
+	var (
+		out    *rotated
+		reused string // the session revoked for reuse
+	)
+	err := s.DB.InTx(ctx, func(tx store.Tx) error {
+		out, reused = nil, ""
+		t, err := tx.RefreshTokens().RefreshTokenByHash(ctx, presented.Hash())
+		if errors.Is(err, store.ErrNotFound) {
+			return errInvalidGrant
+		}
+		if err != nil {
+			return err
+		}
+		sess, err := tx.Sessions().SessionByID(ctx, t.SessionID)
+		if err != nil {
+			return err
+		}
+		if sess.Kind != store.SessionToken || !s.Sessions.Live(sess, now) {
+			return errInvalidGrant
+		}
+		if t.UsedAt == nil {
+			if !now.Before(t.ExpiresAt) {
+				return errInvalidGrant
+			}
+			err = tx.RefreshTokens().MarkRefreshTokenUsed(ctx, t.ID, now, client)
+			if err == nil {
+				succ := s.newRefresh(sess, next, now)
+				if err := tx.RefreshTokens().CreateRefreshToken(ctx, succ); err != nil {
+					return err
+				}
+				if err := tx.Sessions().TouchSession(ctx, sess.ID, now, ip, clip(r.UserAgent(), 512)); err != nil {
+					return err
+				}
+				sess.LastSeenAt = now
+				out = &rotated{session: sess, next: next, expires: succ.ExpiresAt}
+				return nil
+			}
+			if !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+			// A concurrent rotation won: decide as for a used token.
+			if t, err = tx.RefreshTokens().RefreshTokenByHash(ctx, presented.Hash()); err != nil {
+				return err
+			}
+		}
+		if t.UsedAt != nil && now.Sub(*t.UsedAt) <= s.cfg.Grace && t.Client == client {
+			succ, err := tx.RefreshTokens().RefreshTokenByHash(ctx, next.Hash())
+			if err != nil {
+				return fmt.Errorf("token: successor of a used token: %w", err)
+			}
+			out = &rotated{session: sess, next: next, expires: succ.ExpiresAt}
+			return nil
+		}
+		reused = sess.ID
+		was, err := tx.Sessions().RevokeSession(ctx, sess.ID, now, ReasonRefreshReused)
+		if err != nil || !was {
+			return err
+		}
+		e := audit.New(r, now, audit.RefreshReused, sess.UserID, sess.ID)
+		audit.With(e, "refresh_token_id", t.ID)
+		audit.With(e, "channel", channel)
+		return tx.Audit().AppendEvent(ctx, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused != "" {
+		s.Sessions.Revoked(ctx, reused)
+		return nil, errReused
+	}
+	return out, nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// cookieName is the refresh cookie's name. __Secure- (not __Host-) because
+// the cookie is scoped to the refresh path.
+func (s *Service) cookieName() string {
+	if s.cfg.Secure {
+		return "__Secure-gh_refresh"
+	}
+	return "gh_refresh"
+}
+
+func (s *Service) setCookie(w http.ResponseWriter, secret id.Secret, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookieName(),
+		Value:    string(secret),
+		Path:     refreshPath,
+		Expires:  expires,
+		MaxAge:   int(expires.Sub(s.Sessions.Now()) / time.Second),
+		Secure:   s.cfg.Secure,
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *Service) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(), Value: "", Path: refreshPath, MaxAge: -1,
+		Secure: s.cfg.Secure, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// cookieToken returns the refresh cookie's token: exactly one, well formed.
+func (s *Service) cookieToken(r *http.Request) (id.Secret, bool, bool) {
+	cs := r.CookiesNamed(s.cookieName())
+	if len(cs) == 0 {
+		return "", false, false
+	}
+	if len(cs) != 1 {
+		return "", true, false
+	}
+	t, ok := id.ParseSecret(RefreshPrefix, cs[0].Value)
+	return t, true, ok
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
