@@ -76,14 +76,23 @@ func newHarness(t testing.TB, backend string, mutate func(*config.Config)) *harn
 
 func startHarness(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
+	// The listener exists before the server is built, so the public URL
+	// (the tokens' issuer) is the real address.
+	ts := httptest.NewUnstartedServer(nil)
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ts.Listener.Addr().String()
+	}
 	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, cfg: cfg}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := app.New(context.Background(), cfg, log, app.Options{Now: h.clock.Now})
 	if err != nil {
+		ts.Close()
 		t.Fatalf("app.New: %v", err)
 	}
 	h.srv = srv
-	h.ts = httptest.NewServer(srv.Handler)
+	ts.Config.Handler = srv.Handler
+	ts.Start()
+	h.ts = ts
 	t.Cleanup(func() {
 		h.ts.Close()
 		if err := srv.Close(); err != nil {

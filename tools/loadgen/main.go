@@ -14,6 +14,22 @@
 //  3. Memory. VmRSS of the server fresh and idle after one sign-up, and its
 //     peak under the sign-in load (the largest VmRSS sampled every 100 ms,
 //     and VmHWM), from /proc/PID/status.
+//  4. Token-mode forward-auth. Closed-loop GET /v1/forward-auth with
+//     "Authorization: Bearer <access token>" on -conns connections (the
+//     server verifies the JWT and checks its in-memory revocation set, no
+//     store read), divided by the same client, request (Authorization header
+//     included) and connection count against the no-op server. Target ≥ 0.6.
+//  5. Refresh-token rotations. Closed-loop POST /v1/token/refresh with a
+//     JSON body by each -refresh-clients count of workers (default 1 and
+//     32), each worker its own token-mode account, session and rotation
+//     chain: it always sends the latest refresh token it was given. Measured
+//     on SQLite and, with -postgres, on PostgreSQL. Reported as rotations/s
+//     with latency; for context only, divided by the no-op server answering
+//     the same request shape (a POST with a JSON body of the same size) on
+//     the same number of connections.
+//
+// -scenarios selects among login (1 and 3), me (2), forward-auth (4) and
+// refresh (5); only what they need is started.
 //
 // # Using the machine the same way
 //
@@ -48,17 +64,28 @@
 // Gatehouse runs as a child built elsewhere (-gatehouse PATH; loadgen builds
 // nothing): `serve --dev` on a free 127.0.0.1 port with a fresh data
 // directory in a temporary directory, sign-in and sign-up throttles raised
-// so that the load is not refused, its JSON log written to a file there. One
-// server runs per -log-levels entry (default "warn,info": at info the access
-// log writes a line per request). Children are stopped on return, error,
-// panic and SIGINT/SIGTERM/SIGHUP; on Linux the kernel also kills them if
-// loadgen dies (SIGKILL included), and the baseline children exit when
-// their stdin closes.
+// so that the load is not refused, access tokens living 1 h so that none
+// expires during a run, its JSON log written to a file there. One server
+// runs per -log-levels entry (default "warn,info": at info the access log
+// writes a line per request) and backend: SQLite in the data directory
+// always; PostgreSQL for the refresh scenario when -postgres names a
+// server on this machine, each Gatehouse then getting a fresh database
+// (CREATE DATABASE gh_bench_…) that is dropped at the end. The work of the
+// PostgreSQL processes (every process named postgres) is accounted as
+// "pg" CPU next to the server's. After the run, the warnings, errors and
+// 5xx responses in each server's log are counted in the report.
+//
+// Children are stopped on return, error, panic and SIGINT/SIGTERM/SIGHUP
+// (and the databases dropped after them); on Linux the kernel also kills
+// them if loadgen dies (SIGKILL included), and the baseline children exit
+// when their stdin closes.
 //
 // Usage (scripts/bench.sh does this):
 //
 //	go build -o /tmp/gatehouse ./cmd/gatehouse
 //	go run ./tools/loadgen -gatehouse /tmp/gatehouse
+//	go run ./tools/loadgen -gatehouse /tmp/gatehouse -scenarios refresh,forward-auth \
+//	    -postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 package main
 
 import (
@@ -112,6 +139,56 @@ type options struct {
 	maxOps           int
 	timeout          time.Duration
 	keep             bool
+	scenarios        map[string]bool
+	refreshClients   []int
+	postgres         string // admin URL of a local PostgreSQL; "" = SQLite only
+}
+
+// Scenarios, in the order they run.
+const (
+	scLogin   = "login"
+	scMe      = "me"
+	scForward = "forward-auth"
+	scRefresh = "refresh"
+)
+
+var allScenarios = []string{scLogin, scMe, scForward, scRefresh}
+
+// parseScenarios parses the -scenarios list.
+func parseScenarios(list string) (map[string]bool, error) {
+	m := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, name) {
+			return nil, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(allScenarios, ","))
+		}
+		m[name] = true
+	}
+	if len(m) == 0 {
+		return nil, errors.New("no scenario selected")
+	}
+	return m, nil
+}
+
+// parseCounts parses a comma-separated list of positive integers.
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("not a positive integer: %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
 }
 
 func main() {
@@ -126,7 +203,7 @@ func main() {
 
 func realMain(args []string) int {
 	var o options
-	var levels string
+	var levels, scenarios, refreshClients string
 	var noop, baseline bool
 	var addr string
 	var workers int
@@ -143,8 +220,11 @@ func realMain(args []string) int {
 	fs.UintVar(&o.argon2Time, "argon2-time", 2, "argon2id passes (server and baseline)")
 	fs.UintVar(&o.argon2Threads, "argon2-threads", 1, "argon2id parallelism (server and baseline)")
 	fs.IntVar(&o.maxOps, "max-ops", 1_000_000, "upper bound of operations per worker and slice")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "abort the whole run after this long")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs, databases)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "abort the whole run after this long")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (server logs, databases) and the PostgreSQL databases")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	fs.StringVar(&refreshClients, "refresh-clients", "1,32", "comma-separated counts of concurrent refresh clients (one token-mode session and connection each); one series per count")
+	fs.StringVar(&o.postgres, "postgres", "", "postgres:// URL of a PostgreSQL on this machine where loadgen may create and drop databases; empty: the refresh scenario runs on SQLite only")
 	// Child modes: loadgen re-executes itself for the baselines.
 	fs.BoolVar(&noop, "noop-server", false, "child mode: serve a no-op handler on -addr, print its address")
 	fs.BoolVar(&baseline, "argon2-baseline", false, `child mode: for each "run WARMUP WINDOW" line on stdin, hash with -workers goroutines and print JSON`)
@@ -177,6 +257,21 @@ func realMain(args []string) int {
 	if o.gatehouse == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -gatehouse PATH is required (go build -o /tmp/gatehouse ./cmd/gatehouse)")
 		return 2
+	}
+	var err error
+	if o.scenarios, err = parseScenarios(scenarios); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: -scenarios:", err)
+		return 2
+	}
+	if o.refreshClients, err = parseCounts(refreshClients); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: -refresh-clients:", err)
+		return 2
+	}
+	if o.postgres != "" {
+		if err := checkPostgresURL(o.postgres); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -postgres:", err)
+			return 2
+		}
 	}
 	if o.rounds < 1 || o.slice <= 0 || o.warmup < 0 || o.loginConcurrency < 1 || o.conns < 1 || o.maxOps < 1 || len(o.logLevels) == 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: -rounds, -slice, -login-concurrency, -conns, -max-ops and -log-levels must be positive or non-empty")
@@ -239,22 +334,39 @@ func (p *phase) Pct(q float64) time.Duration {
 // Other = Machine − Server − Client shows load from anything else.
 type cpuWindow struct {
 	Server, Client, Machine float64
+	// DB is the CPU of the PostgreSQL processes, for a server on
+	// PostgreSQL; 0 otherwise.
+	DB float64
 }
 
-// Other is the CPU used by neither side: other processes, steal, and
+// Other is the CPU used by none of them: other processes, steal, and
 // interrupt time not charged to a process.
-func (c cpuWindow) Other() float64 { return max(0, c.Machine-c.Server-c.Client) }
+func (c cpuWindow) Other() float64 { return max(0, c.Machine-c.Server-c.Client-c.DB) }
 
-// cpuSnap is a CPU snapshot of the process under test, loadgen and the
-// machine.
-type cpuSnap struct{ server, client, machine float64 }
+// cpuSnap is a CPU snapshot of the process under test, loadgen, the
+// machine and, if accounted, each PostgreSQL process.
+type cpuSnap struct {
+	server, client, machine float64
+	db                      map[int]float64
+}
 
-func snap(pid int) cpuSnap {
-	return cpuSnap{server: procCPU(pid), client: selfCPU(), machine: machineCPU()}
+func snap(pid int, db bool) cpuSnap {
+	s := cpuSnap{server: procCPU(pid), client: selfCPU(), machine: machineCPU()}
+	if db {
+		s.db = postgresCPU()
+	}
+	return s
 }
 
 func (a cpuSnap) to(b cpuSnap) cpuWindow {
-	return cpuWindow{Server: b.server - a.server, Client: b.client - a.client, Machine: b.machine - a.machine}
+	w := cpuWindow{Server: b.server - a.server, Client: b.client - a.client, Machine: b.machine - a.machine}
+	// A process started inside the window counts whole; one that ended
+	// inside it is lost (PostgreSQL's backends live as long as the pool's
+	// connections).
+	for pid, c := range b.db {
+		w.DB += max(0, c-a.db[pid])
+	}
+	return w
 }
 
 // closedLoop runs op on workers goroutines: warm-up, then the measured
@@ -547,27 +659,30 @@ func guard() {
 }
 
 var (
-	tempMu   sync.Mutex
-	tempDirs []string
+	cleanupMu  sync.Mutex
+	cleanupFns []func()
 )
 
-// removeOnCleanup registers a temporary directory for cleanup.
-func removeOnCleanup(dir string) {
-	tempMu.Lock()
-	tempDirs = append(tempDirs, dir)
-	tempMu.Unlock()
+// atCleanup registers fn to run once the children are stopped.
+func atCleanup(fn func()) {
+	cleanupMu.Lock()
+	cleanupFns = append(cleanupFns, fn)
+	cleanupMu.Unlock()
 }
 
-// cleanup stops every child, then removes the registered directories (the
-// servers must be gone before their databases).
+// removeOnCleanup registers a temporary directory for cleanup.
+func removeOnCleanup(dir string) { atCleanup(func() { _ = os.RemoveAll(dir) }) }
+
+// cleanup stops every child, then runs what atCleanup registered, newest
+// first (the servers must be gone before their databases), once.
 func cleanup() {
 	stopAll()
-	tempMu.Lock()
-	defer tempMu.Unlock()
-	for _, d := range tempDirs {
-		_ = os.RemoveAll(d)
+	cleanupMu.Lock()
+	defer cleanupMu.Unlock()
+	for _, fn := range slices.Backward(cleanupFns) {
+		fn()
 	}
-	tempDirs = nil
+	cleanupFns = nil
 }
 
 // lineChild is loadgen re-executed in a child mode, talking in lines over
@@ -695,8 +810,10 @@ type gatehouse struct {
 
 // startGatehouse starts the server on a free loopback port with a fresh
 // data directory and waits for /readyz. GATEHOUSE_* variables of the
-// environment are dropped so that nothing but these flags configures it.
-func startGatehouse(ctx context.Context, o options, dir, level string) (*gatehouse, error) {
+// environment are dropped so that nothing but these flags configures it;
+// database (a postgres:// URL, or "" for SQLite in the data directory) is
+// passed as GATEHOUSE_DATABASE, so that it is not on the command line.
+func startGatehouse(ctx context.Context, o options, dir, name, level, database string) (*gatehouse, error) {
 	var lastErr error
 	for attempt := range 3 { // the free port may be taken before the server binds it
 		port, err := freePort()
@@ -704,12 +821,13 @@ func startGatehouse(ctx context.Context, o options, dir, level string) (*gatehou
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		data := filepath.Join(dir, fmt.Sprintf("data-%s-%d", level, attempt))
+		data := filepath.Join(dir, fmt.Sprintf("data-%s-%d", name, attempt))
 		args := []string{"serve", "--dev",
 			"--addr", addr, "--data-dir", data, "--log-level", level,
 			"--login-attempts-per-ip", bigLimit,
 			"--login-failures-per-account", bigLimit,
 			"--signups-per-ip", bigLimit,
+			"--access-token-ttl", "1h",
 			"--argon2-memory", strconv.FormatUint(uint64(o.argon2Memory), 10),
 			"--argon2-time", strconv.FormatUint(uint64(o.argon2Time), 10),
 			"--argon2-threads", strconv.FormatUint(uint64(o.argon2Threads), 10),
@@ -717,13 +835,16 @@ func startGatehouse(ctx context.Context, o options, dir, level string) (*gatehou
 		if o.hashConcurrency > 0 {
 			args = append(args, "--hash-concurrency", strconv.Itoa(o.hashConcurrency))
 		}
-		logPath := filepath.Join(dir, fmt.Sprintf("gatehouse-%s-%d.log", level, attempt))
+		logPath := filepath.Join(dir, fmt.Sprintf("gatehouse-%s-%d.log", name, attempt))
 		logf, err := os.Create(logPath)
 		if err != nil {
 			return nil, err
 		}
 		cmd := exec.CommandContext(ctx, o.gatehouse, args...)
 		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GATEHOUSE_") })
+		if database != "" {
+			cmd.Env = append(cmd.Env, "GATEHOUSE_DATABASE="+database)
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		c, err := launch("gatehouse", cmd)
 		logf.Close()
@@ -825,23 +946,50 @@ const clockTick = 100
 
 // procCPU returns the CPU seconds (user + system) pid has used.
 func procCPU(pid int) float64 {
+	_, cpu, _ := procStat(pid)
+	return cpu
+}
+
+// procStat returns the command name of pid and the CPU seconds (user +
+// system) it has used.
+func procStat(pid int) (comm string, cpu float64, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return "", 0, false
 	}
 	// Fields after the command name, which is in parentheses and may hold
 	// spaces: state is field 3, utime 14, stime 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
+	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if i < 0 || j < i {
+		return "", 0, false
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := strings.Fields(string(b[j+1:]))
 	if len(f) < 13 {
-		return 0
+		return "", 0, false
 	}
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / clockTick
+	return string(b[i+1 : j]), (u + s) / clockTick, true
+}
+
+// postgresCPU returns the CPU seconds used so far by each process named
+// postgres (the PostgreSQL server's backends, WAL writer, checkpointer…).
+func postgresCPU() map[int]float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	m := map[int]float64{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, cpu, ok := procStat(pid); ok && comm == "postgres" {
+			m[pid] = cpu
+		}
+	}
+	return m
 }
 
 // machineCPU returns the busy CPU seconds of the whole machine (user, nice,
@@ -922,10 +1070,17 @@ func newClient(conns int) *http.Client {
 	}
 }
 
-// call sends a request and drains the response so the connection is reused.
-// It returns the response (body consumed) or an error for a status other
-// than want.
+// call sends a request with a Cookie header unless cookie is empty (see
+// send).
 func call(ctx context.Context, c *http.Client, method, url, cookie string, body []byte, want int) (*http.Response, error) {
+	return send(ctx, c, method, url, "Cookie", cookie, body, want, nil)
+}
+
+// send sends a request, with the header name set to value unless value is
+// empty, and drains the response so the connection is reused; if out is
+// not nil, the JSON response body is decoded into it. It returns the
+// response (body consumed) or an error for a status other than want.
+func send(ctx context.Context, c *http.Client, method, url, name, value string, body []byte, want int, out any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -937,8 +1092,8 @@ func call(ctx context.Context, c *http.Client, method, url, cookie string, body 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
+	if value != "" {
+		req.Header.Set(name, value)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -949,6 +1104,11 @@ func call(ctx context.Context, c *http.Client, method, url, cookie string, body 
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil, fmt.Errorf("%s %s: status %d: %s", method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+			return nil, fmt.Errorf("%s %s: response: %w", method, req.URL.Path, err)
+		}
 	}
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return nil, err
@@ -969,6 +1129,17 @@ func credentials(i int) []byte {
 	b, _ := json.Marshal(map[string]string{
 		"email":    fmt.Sprintf("loadgen-%d@example.com", i),
 		"password": benchPassword,
+	})
+	return b
+}
+
+// tokenCredentials is the body of a token-mode sign-up of a native client.
+func tokenCredentials(i int) []byte {
+	b, _ := json.Marshal(map[string]string{
+		"email":    fmt.Sprintf("loadgen-token-%d@example.com", i),
+		"password": benchPassword,
+		"mode":     "token",
+		"client":   "native",
 	})
 	return b
 }
@@ -998,6 +1169,7 @@ func (s *series) total() *phase {
 		t.CPU.Server += p.CPU.Server
 		t.CPU.Client += p.CPU.Client
 		t.CPU.Machine += p.CPU.Machine
+		t.CPU.DB += p.CPU.DB
 	}
 	slices.Sort(t.Lat)
 	return t
@@ -1019,22 +1191,100 @@ func interleave(ctx context.Context, rounds int, ss []*series) error {
 	return nil
 }
 
+// group is a baseline and the series measured against it, interleaved.
+type group struct {
+	title    string  // what the series measure
+	unit     string  // of the series' rates
+	baseUnit string  // of the baseline's rate
+	target   float64 // of the ratio to the baseline; 0: for context only
+	// dur formats CPU per operation and latencies.
+	dur    func(time.Duration) string
+	series []*series // the baseline first
+}
+
+func (g *group) add(name string, run func(ctx context.Context) (*phase, error)) {
+	g.series = append(g.series, &series{name: name, run: run})
+}
+
+// sliceOf returns the run of a series: one slice of op on workers workers,
+// accounting the CPU of the process pid, and of PostgreSQL if db.
+func sliceOf(o options, workers, pid int, db bool, op func(ctx context.Context, w int) error) func(context.Context) (*phase, error) {
+	return func(ctx context.Context) (*phase, error) {
+		var c0, c1 cpuSnap
+		p := closedLoop(ctx, workers, o.warmup, o.slice, o.maxOps, op, func() { c0 = snap(pid, db) }, func() { c1 = snap(pid, db) })
+		p.CPU = c0.to(c1)
+		return p, ctx.Err()
+	}
+}
+
 // server is one Gatehouse child and the accounts created on it.
 type server struct {
 	*gatehouse
+	backend string // "sqlite" or "postgres"
 	level   string
+	dbName  string // the PostgreSQL database
 	client  *http.Client
-	creds   [][]byte // one account per sign-in worker
+	creds   [][]byte // cookie-mode accounts, one per sign-in worker
 	cookies []string // their sign-up sessions, used for GET /v1/me
+	// Token-mode sessions, one per refresh client: the latest refresh token
+	// of each rotation chain (worker i alone uses chains[i]) and the latest
+	// access token.
+	chains, access []string
+	log            logSummary
 
 	rssFresh, rssIdle, rssPeak, hwmSignIn, rssAfter, hwmAfter int64
 }
 
+func (s *server) label() string { return s.backend + " " + s.level }
+
+// slice is sliceOf for this server.
+func (s *server) slice(o options, workers int, op func(ctx context.Context, w int) error) func(context.Context) (*phase, error) {
+	return sliceOf(o, workers, s.pid(), s.backend == "postgres", op)
+}
+
+// tokenResponse is the part of a token-mode answer that loadgen uses.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// keep stores t as the latest tokens of chain i.
+func (s *server) keep(i int, t tokenResponse) error {
+	if t.AccessToken == "" || t.RefreshToken == "" {
+		return errors.New("no access_token or refresh_token in the answer")
+	}
+	s.chains[i], s.access[i] = t.RefreshToken, t.AccessToken
+	return nil
+}
+
+// rotate presents the latest refresh token of worker w's chain and keeps
+// its successor.
+func (s *server) rotate(ctx context.Context, w int) error {
+	var t tokenResponse
+	if _, err := send(ctx, s.client, http.MethodPost, s.base+"/v1/token/refresh", "", "", refreshBody(s.chains[w]), http.StatusOK, &t); err != nil {
+		return err
+	}
+	return s.keep(w, t)
+}
+
+// noopRefreshToken has the size of a real refresh token ("ghr_" and 43
+// base64url characters).
+var noopRefreshToken = "ghr_" + strings.Repeat("A", 43)
+
+// refreshBody is the JSON body of a native client's refresh.
+func refreshBody(token string) []byte { return []byte(`{"refresh_token":"` + token + `"}`) }
+
 type report struct {
 	opts    options
-	signIn  []*series // the argon2id baseline, then one per server
-	me      []*series // the no-op baseline, then one per server
+	groups  []*group
 	servers []*server
+}
+
+// measure runs g's rounds and adds it to the report.
+func (rep *report) measure(ctx context.Context, g *group) error {
+	rep.groups = append(rep.groups, g)
+	fmt.Fprintf(os.Stderr, "loadgen: %s vs %s, %d rounds…\n", g.title, g.series[0].name, rep.opts.rounds)
+	return interleave(ctx, rep.opts.rounds, g.series)
 }
 
 func run(ctx context.Context, o options) (*report, error) {
@@ -1049,121 +1299,211 @@ func run(ctx context.Context, o options) (*report, error) {
 		defer cleanup()
 	}
 	rep := &report{opts: o}
+	sc := o.scenarios
 
-	fmt.Fprintln(os.Stderr, "loadgen: starting the baseline children and", len(o.logLevels), "Gatehouse server(s)…")
-	a2, err := startArgon2(ctx, o)
-	if err != nil {
-		return nil, err
+	// What the scenarios need: accounts of each kind on every server, the
+	// backends, the baseline children.
+	cookieAccounts, tokenAccounts := 0, 0
+	if sc[scLogin] || sc[scMe] {
+		cookieAccounts = o.loginConcurrency
 	}
-	defer a2.stop()
-	noop, noopBase, err := startNoop(ctx, o)
-	if err != nil {
-		return nil, err
+	if sc[scForward] {
+		tokenAccounts = 1
 	}
-	defer noop.stop()
-	for _, level := range o.logLevels {
-		s, err := startServer(ctx, o, dir, level)
-		if s != nil {
-			rep.servers = append(rep.servers, s)
-			defer s.stop()
-			defer s.client.CloseIdleConnections()
-		}
-		if err != nil {
+	if sc[scRefresh] {
+		tokenAccounts = max(tokenAccounts, slices.Max(o.refreshClients))
+	}
+	backends := []string{"sqlite"}
+	if sc[scRefresh] && o.postgres != "" {
+		backends = append(backends, "postgres")
+	}
+
+	fmt.Fprintln(os.Stderr, "loadgen: starting the baseline children and", len(backends)*len(o.logLevels), "Gatehouse server(s)…")
+	var a2, noop *lineChild
+	var noopBase string
+	if sc[scLogin] {
+		if a2, err = startArgon2(ctx, o); err != nil {
 			return nil, err
 		}
+		defer a2.stop()
 	}
+	if sc[scMe] || sc[scForward] || sc[scRefresh] {
+		if noop, noopBase, err = startNoop(ctx, o); err != nil {
+			return nil, err
+		}
+		defer noop.stop()
+	}
+	var sqlite []*server // login, me and forward-auth run on SQLite only
+	for _, backend := range backends {
+		for _, level := range o.logLevels {
+			s, err := startServer(ctx, o, dir, backend, level, cookieAccounts, tokenAccounts)
+			if s != nil {
+				rep.servers = append(rep.servers, s)
+				defer s.stop()
+				defer s.client.CloseIdleConnections()
+				if backend == "sqlite" {
+					sqlite = append(sqlite, s)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	noopClient := newClient(max(o.conns, slices.Max(o.refreshClients)))
+	defer noopClient.CloseIdleConnections()
+	// noopOp sends the same request to the no-op server as a series does
+	// to Gatehouse.
+	noopOp := func(method, path, header, value string, body func() []byte) func(ctx context.Context, w int) error {
+		return func(ctx context.Context, w int) error {
+			_, err := send(ctx, noopClient, method, noopBase+path, header, value, body(), http.StatusOK, nil)
+			return err
+		}
+	}
+	noBody := func() []byte { return nil }
 
 	// 1. Sign-in against raw argon2id.
-	rep.signIn = append(rep.signIn, &series{name: "raw argon2id", run: func(ctx context.Context) (*phase, error) {
-		return argon2Slice(ctx, a2, o)
-	}})
-	var samplers []*rssSampler
-	perRound := time.Duration(len(o.logLevels)+1) * (o.warmup + o.slice + time.Second)
-	for _, s := range rep.servers {
-		rep.signIn = append(rep.signIn, &series{name: "sign-in [" + s.level + "]", run: func(ctx context.Context) (*phase, error) {
-			return httpSlice(ctx, o, o.loginConcurrency, s.pid(), func(ctx context.Context, w int) error {
+	if sc[scLogin] {
+		g := &group{title: "sign-in", unit: "sign-in/s", baseUnit: "hash/s", target: 0.9, dur: ms}
+		g.add("raw argon2id", func(ctx context.Context) (*phase, error) { return argon2Slice(ctx, a2, o) })
+		var samplers []*rssSampler
+		perRound := time.Duration(len(sqlite)+1) * (o.warmup + o.slice + time.Second)
+		for _, s := range sqlite {
+			g.add("sign-in ["+s.level+"]", s.slice(o, o.loginConcurrency, func(ctx context.Context, w int) error {
 				resp, err := call(ctx, s.client, http.MethodPost, s.base+"/v1/login", "", s.creds[w], http.StatusOK)
 				if err != nil {
 					return err
 				}
 				_, err = sessionCookie(resp)
 				return err
-			})
-		}})
-		samplers = append(samplers, sampleRSS(s.pid(), time.Duration(o.rounds)*perRound+time.Minute))
-	}
-	fmt.Fprintf(os.Stderr, "loadgen: sign-in vs raw argon2id, %d rounds…\n", o.rounds)
-	err = interleave(ctx, o.rounds, rep.signIn)
-	for i, s := range rep.servers {
-		s.rssPeak = samplers[i].finish()
-		_, s.hwmSignIn, _ = procStatus(s.pid())
-	}
-	if err != nil {
-		return rep, err
+			}))
+			samplers = append(samplers, sampleRSS(s.pid(), time.Duration(o.rounds)*perRound+time.Minute))
+		}
+		err = rep.measure(ctx, g)
+		for i, s := range sqlite {
+			s.rssPeak = samplers[i].finish()
+			_, s.hwmSignIn, _ = procStatus(s.pid())
+		}
+		if err != nil {
+			return rep, err
+		}
 	}
 
 	// 2. GET /v1/me against a no-op handler.
-	noopClient := newClient(o.conns)
-	defer noopClient.CloseIdleConnections()
-	rep.me = append(rep.me, &series{name: "no-op", run: func(ctx context.Context) (*phase, error) {
-		return httpSlice(ctx, o, o.conns, noop.pid(), func(ctx context.Context, w int) error {
-			// The same request as GET /v1/me, cookie included.
-			_, err := call(ctx, noopClient, http.MethodGet, noopBase+"/v1/me", "gh_session=ghs_noop", nil, http.StatusOK)
-			return err
-		})
-	}})
-	for _, s := range rep.servers {
-		rep.me = append(rep.me, &series{name: "GET /v1/me [" + s.level + "]", run: func(ctx context.Context) (*phase, error) {
-			return httpSlice(ctx, o, o.conns, s.pid(), func(ctx context.Context, w int) error {
+	if sc[scMe] {
+		g := &group{title: "GET /v1/me", unit: "req/s", baseUnit: "req/s", target: 0.5, dur: us}
+		// The same request as GET /v1/me, cookie included.
+		g.add("no-op", sliceOf(o, o.conns, noop.pid(), false, noopOp(http.MethodGet, "/v1/me", "Cookie", "gh_session=ghs_noop", noBody)))
+		for _, s := range sqlite {
+			g.add("GET /v1/me ["+s.level+"]", s.slice(o, o.conns, func(ctx context.Context, w int) error {
 				_, err := call(ctx, s.client, http.MethodGet, s.base+"/v1/me", s.cookies[w%len(s.cookies)], nil, http.StatusOK)
 				return err
-			})
-		}})
-	}
-	fmt.Fprintf(os.Stderr, "loadgen: GET /v1/me vs no-op, %d rounds…\n", o.rounds)
-	err = interleave(ctx, o.rounds, rep.me)
-	for _, s := range rep.servers {
-		s.rssAfter, s.hwmAfter, _ = procStatus(s.pid())
-		if err == nil && s.exited() {
-			err = fmt.Errorf("gatehouse [%s] exited during the run: %v\n%s", s.level, s.err, tail(s.logPath, 2048))
+			}))
+		}
+		err = rep.measure(ctx, g)
+		for _, s := range sqlite {
+			s.rssAfter, s.hwmAfter, _ = procStatus(s.pid())
+		}
+		if err != nil {
+			return rep, err
 		}
 	}
-	return rep, err
+
+	// 3. Token-mode forward-auth against a no-op handler.
+	if sc[scForward] {
+		g := &group{title: "GET /v1/forward-auth", unit: "req/s", baseUnit: "req/s", target: 0.6, dur: us}
+		// The same request, with a real access token's Authorization header.
+		g.add("no-op", sliceOf(o, o.conns, noop.pid(), false, noopOp(http.MethodGet, "/v1/forward-auth", "Authorization", "Bearer "+sqlite[0].access[0], noBody)))
+		for _, s := range sqlite {
+			bearer := make([]string, len(s.access))
+			for i, at := range s.access {
+				bearer[i] = "Bearer " + at
+			}
+			g.add("GET /v1/forward-auth ["+s.level+"]", s.slice(o, o.conns, func(ctx context.Context, w int) error {
+				resp, err := send(ctx, s.client, http.MethodGet, s.base+"/v1/forward-auth", "Authorization", bearer[w%len(bearer)], nil, http.StatusOK, nil)
+				if err == nil && resp.Header.Get("X-Gatehouse-User") == "" {
+					err = errors.New("forward-auth: 200 without X-Gatehouse-User")
+				}
+				return err
+			}))
+		}
+		if err := rep.measure(ctx, g); err != nil {
+			return rep, err
+		}
+	}
+
+	// 4. Refresh-token rotations, for context against a no-op handler
+	// answering a POST with the same JSON body.
+	if sc[scRefresh] {
+		for _, n := range o.refreshClients {
+			g := &group{title: fmt.Sprintf("refresh ×%d", n), unit: "rot/s", baseUnit: "req/s", dur: dur}
+			g.add(fmt.Sprintf("no-op POST ×%d", n), sliceOf(o, n, noop.pid(), false, noopOp(http.MethodPost, "/v1/token/refresh", "", "",
+				func() []byte { return refreshBody(noopRefreshToken) })))
+			for _, s := range rep.servers {
+				g.add(fmt.Sprintf("refresh ×%d [%s]", n, s.label()), s.slice(o, n, s.rotate))
+			}
+			if err := rep.measure(ctx, g); err != nil {
+				return rep, err
+			}
+		}
+	}
+
+	for _, s := range rep.servers {
+		if s.exited() {
+			return rep, fmt.Errorf("gatehouse [%s] exited during the run: %v\n%s", s.label(), s.err, tail(s.logPath, 2048))
+		}
+	}
+	for _, s := range rep.servers {
+		s.log = scanLog(s.logPath)
+	}
+	return rep, nil
 }
 
-// httpSlice runs one slice of op on workers workers, recording the CPU of
-// the process pid.
-func httpSlice(ctx context.Context, o options, workers, pid int, op func(ctx context.Context, w int) error) (*phase, error) {
-	var c0, c1 cpuSnap
-	p := closedLoop(ctx, workers, o.warmup, o.slice, o.maxOps, op, func() { c0 = snap(pid) }, func() { c1 = snap(pid) })
-	p.CPU = c0.to(c1)
-	return p, ctx.Err()
-}
-
-// startServer starts a Gatehouse at level, measures its memory fresh and
-// after one sign-up, and signs up the remaining accounts.
-func startServer(ctx context.Context, o options, dir, level string) (*server, error) {
-	g, err := startGatehouse(ctx, o, dir, level)
+// startServer starts a Gatehouse on backend at level, measures its memory
+// fresh and after one sign-up, and signs up the remaining accounts:
+// cookies cookie-mode accounts, then tokens token-mode ones (native
+// clients, each the start of a rotation chain).
+func startServer(ctx context.Context, o options, dir, backend, level string, cookies, tokens int) (*server, error) {
+	database, dbName := "", ""
+	if backend == "postgres" {
+		var err error
+		if database, dbName, err = createDatabase(ctx, o.postgres, o.keep); err != nil {
+			return nil, err
+		}
+	}
+	g, err := startGatehouse(ctx, o, dir, backend+"-"+level, level, database)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{gatehouse: g, level: level, client: newClient(max(o.loginConcurrency, o.conns))}
-	s.creds = make([][]byte, o.loginConcurrency)
-	s.cookies = make([]string, o.loginConcurrency)
+	s := &server{gatehouse: g, backend: backend, level: level, dbName: dbName,
+		client: newClient(max(o.loginConcurrency, o.conns, slices.Max(o.refreshClients))),
+		creds:  make([][]byte, cookies), cookies: make([]string, cookies),
+		chains: make([]string, tokens), access: make([]string, tokens)}
 	for i := range s.creds {
 		s.creds[i] = credentials(i)
 	}
 	signup := func(i int) error {
-		resp, err := call(ctx, s.client, http.MethodPost, s.base+"/v1/signup", "", s.creds[i], http.StatusCreated)
-		if err != nil {
+		if i < cookies {
+			resp, err := call(ctx, s.client, http.MethodPost, s.base+"/v1/signup", "", s.creds[i], http.StatusCreated)
+			if err != nil {
+				return err
+			}
+			s.cookies[i], err = sessionCookie(resp)
 			return err
 		}
-		s.cookies[i], err = sessionCookie(resp)
-		return err
+		i -= cookies
+		var t tokenResponse
+		if _, err := send(ctx, s.client, http.MethodPost, s.base+"/v1/signup", "", "", tokenCredentials(i), http.StatusCreated, &t); err != nil {
+			return err
+		}
+		return s.keep(i, t)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if s.rssFresh, _, err = procStatus(s.pid()); err != nil {
 		return s, err
+	}
+	if cookies+tokens == 0 {
+		return s, nil
 	}
 	if err := signup(0); err != nil {
 		return s, err
@@ -1173,8 +1513,8 @@ func startServer(ctx context.Context, o options, dir, level string) (*server, er
 		return s, err
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.creds))
-	for i := 1; i < len(s.creds); i++ {
+	errs := make([]error, cookies+tokens)
+	for i := 1; i < len(errs); i++ {
 		wg.Go(func() { defer guard(); errs[i] = signup(i) })
 	}
 	wg.Wait()
@@ -1185,8 +1525,8 @@ func startServer(ctx context.Context, o options, dir, level string) (*server, er
 // Report
 
 func (rep *report) invalid() bool {
-	for _, ss := range [][]*series{rep.signIn, rep.me} {
-		for _, s := range ss {
+	for _, g := range rep.groups {
+		for _, s := range g.series {
 			for _, p := range s.slices {
 				if p.Errs > 0 {
 					return true
@@ -1197,8 +1537,11 @@ func (rep *report) invalid() bool {
 	return false
 }
 
-// cpuPerOp is the CPU of the measured process and loadgen per operation.
-func cpuPerOp(p *phase) float64 { return (p.CPU.Server + p.CPU.Client) / float64(max(1, p.Ops)) }
+// cpuPerOp is the CPU of the measured process (with PostgreSQL's) and
+// loadgen per operation.
+func cpuPerOp(p *phase) float64 {
+	return (p.CPU.Server + p.CPU.DB + p.CPU.Client) / float64(max(1, p.Ops))
+}
 
 func rate(r float64) string {
 	if r >= 1000 {
@@ -1207,15 +1550,34 @@ func rate(r float64) string {
 	return fmt.Sprintf("%.1f", r)
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+func mib(b int64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+
+// dur is µs below 1 ms, else ms.
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return us(d)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	default:
+		return ms(d)
+	}
+}
 
 func verdict(ratio, target float64, errs int64) string {
 	switch {
 	case errs > 0:
 		return "INVALID (errors)"
+	case target <= 0:
+		return "(for context)"
 	case ratio >= target:
 		return fmt.Sprintf("ok (target ≥ %.2f)", target)
 	default:
@@ -1225,47 +1587,70 @@ func verdict(ratio, target float64, errs int64) string {
 
 func (rep *report) print(out io.Writer) {
 	o := rep.opts
+	sc := o.scenarios
 	fmt.Fprintf(out, "\nGatehouse loadgen — %s/%s, NumCPU=%d, %s, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.Version())
-	fmt.Fprintf(out, "argon2id m=%d KiB t=%d p=%d; %d rounds × %s measured (+%s warm-up) per series; sign-in workers %d; /me and no-op connections %d\n",
-		o.argon2Memory, o.argon2Time, o.argon2Threads, o.rounds, o.slice, o.warmup, o.loginConcurrency, o.conns)
-	fmt.Fprintln(out, "cores = CPU of the measured process + loadgen over the windows; other = rest of the machine (noise)")
-	fmt.Fprintln(out, "CPU-normalized ratio = (process + loadgen) CPU per op of the baseline ÷ that of the series: the throughput ratio if both had the cores to themselves")
+	fmt.Fprintf(out, "%d rounds × %s measured (+%s warm-up) per series\n", o.rounds, o.slice, o.warmup)
+	if sc[scLogin] {
+		fmt.Fprintf(out, "sign-in: argon2id m=%d KiB t=%d p=%d, %d workers\n", o.argon2Memory, o.argon2Time, o.argon2Threads, o.loginConcurrency)
+	}
+	if sc[scMe] || sc[scForward] {
+		fmt.Fprintf(out, "/v1/me, /v1/forward-auth and their no-op: %d connections\n", o.conns)
+	}
+	if sc[scRefresh] {
+		pg := "not measured (no -postgres)"
+		for _, s := range rep.servers {
+			if s.backend == "postgres" {
+				pg = "a fresh database per server"
+			}
+		}
+		var counts []string
+		for _, n := range o.refreshClients {
+			counts = append(counts, strconv.Itoa(n))
+		}
+		fmt.Fprintf(out, "refresh: %s clients (one token-mode session, rotation chain and connection each); PostgreSQL: %s\n",
+			strings.Join(counts, ", "), pg)
+	}
+	fmt.Fprintln(out, "cores = CPU of the measured process + loadgen (+ every postgres process, \"pg\") over the windows; other = rest of the machine (noise)")
+	fmt.Fprintln(out, "CPU-normalized ratio = (process + pg + loadgen) CPU per op of the baseline ÷ that of the series: the throughput ratio if both had the cores to themselves")
 	fmt.Fprintln(out)
 
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "series\trate\tcores\tother\tCPU/op (measured process)\tlatency p50 / p99\terrors")
-	row := func(s *series, unit string, perOp, lat func(time.Duration) string, scale float64) {
-		t := s.total()
-		if len(s.slices) == 0 {
-			return
+	fmt.Fprintln(w, "series\trate\tcores\tother\tCPU/op (measured process)\tlatency p50 / p99 / max\terrors")
+	for _, g := range rep.groups {
+		for i, s := range g.series {
+			t := s.total()
+			if len(s.slices) == 0 {
+				continue
+			}
+			unit := g.unit
+			if i == 0 {
+				unit = g.baseUnit
+			}
+			secs := t.Window.Seconds()
+			perOp := func(cpu float64) time.Duration {
+				return time.Duration(float64(time.Second) * cpu / float64(max(1, t.Ops)))
+			}
+			cores, cpuOp := fmt.Sprintf("%.2f + %.2f", t.CPU.Server/secs, t.CPU.Client/secs), g.dur(perOp(t.CPU.Server))
+			if t.CPU.DB > 0 {
+				cores += fmt.Sprintf(" + %.2f pg", t.CPU.DB/secs)
+				cpuOp += " + " + g.dur(perOp(t.CPU.DB)) + " pg"
+			}
+			fmt.Fprintf(w, "%s\t%s %s\t%s\t%.2f\t%s\t%s / %s / %s\t%d\n", s.name, rate(t.Rate()), unit, cores, t.CPU.Other()/secs,
+				cpuOp, g.dur(t.Pct(0.5)), g.dur(t.Pct(0.99)), g.dur(t.Pct(1)), t.Errs)
 		}
-		secs := t.Window.Seconds()
-		fmt.Fprintf(w, "%s\t%s %s\t%.2f + %.2f\t%.2f\t%s\t%s / %s\t%d\n", s.name, rate(t.Rate()), unit,
-			t.CPU.Server/secs, t.CPU.Client/secs, t.CPU.Other()/secs,
-			perOp(time.Duration(scale*t.CPU.Server/float64(max(1, t.Ops)))), lat(t.Pct(0.5)), lat(t.Pct(0.99)), t.Errs)
-	}
-	for i, s := range rep.signIn {
-		unit := "sign-in/s"
-		if i == 0 {
-			unit = "hash/s"
-		}
-		row(s, unit, ms, ms, float64(time.Second))
-	}
-	for _, s := range rep.me {
-		row(s, "req/s", us, us, float64(time.Second))
 	}
 	w.Flush()
 	fmt.Fprintln(out)
 
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "ratio\tvalue\tper round (min–max)\tverdict\tCPU-normalized")
-	ratios := func(ss []*series, label string, target float64) {
-		if len(ss) < 2 || len(ss[0].slices) == 0 {
-			return
+	for _, g := range rep.groups {
+		if len(g.series) < 2 || len(g.series[0].slices) == 0 {
+			continue
 		}
-		base := ss[0]
+		base := g.series[0]
 		bt := base.total()
-		for _, s := range ss[1:] {
+		for _, s := range g.series[1:] {
 			t := s.total()
 			if len(s.slices) == 0 {
 				continue
@@ -1278,30 +1663,81 @@ func (rep *report) print(out io.Writer) {
 				}
 			}
 			ratio := t.Rate() / bt.Rate()
-			fmt.Fprintf(w, "%s ÷ %s\t%.3f\t%.3f–%.3f\t%s\t%.3f\n", s.name, label, ratio, lo, hi,
-				verdict(ratio, target, t.Errs+bt.Errs), cpuPerOp(bt)/cpuPerOp(t))
+			fmt.Fprintf(w, "%s ÷ %s\t%.3f\t%.3f–%.3f\t%s\t%.3f\n", s.name, base.name, ratio, lo, hi,
+				verdict(ratio, g.target, t.Errs+bt.Errs), cpuPerOp(bt)/cpuPerOp(t))
 		}
 	}
-	ratios(rep.signIn, "raw argon2id", 0.9)
-	ratios(rep.me, "no-op", 0.5)
 	w.Flush()
 	fmt.Fprintln(out)
 
-	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "server RSS\tfresh\tidle after 1 sign-up\tsign-in peak: max VmRSS / VmHWM\tafter /me: VmRSS / VmHWM")
-	for _, s := range rep.servers {
-		fmt.Fprintf(w, "gatehouse [%s]\t%s\t%s\t%s / %s\t%s / %s\n", s.level,
-			mib(s.rssFresh), mib(s.rssIdle), mib(s.rssPeak), mib(s.hwmSignIn), mib(s.rssAfter), mib(s.hwmAfter))
+	if sc[scLogin] {
+		w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "server RSS\tfresh\tidle after 1 sign-up\tsign-in peak: max VmRSS / VmHWM\tafter /me: VmRSS / VmHWM")
+		for _, s := range rep.servers {
+			if s.rssPeak > 0 {
+				fmt.Fprintf(w, "gatehouse [%s]\t%s\t%s\t%s / %s\t%s / %s\n", s.level,
+					mib(s.rssFresh), mib(s.rssIdle), mib(s.rssPeak), mib(s.hwmSignIn), mib(s.rssAfter), mib(s.hwmAfter))
+			}
+		}
+		w.Flush()
+		fmt.Fprintln(out)
 	}
-	w.Flush()
 
-	for _, ss := range [][]*series{rep.signIn, rep.me} {
-		for _, s := range ss {
+	for _, s := range rep.servers {
+		l := s.log
+		fmt.Fprintf(out, "server log [%s]: %d warn, %d error lines, %d responses with status 5xx", s.label(), l.warn, l.errs, l.status5xx)
+		if s.dbName != "" {
+			fmt.Fprintf(out, " (database %s)", s.dbName)
+		}
+		fmt.Fprintln(out)
+		if l.first != "" {
+			fmt.Fprintf(out, "  first: %s\n", l.first)
+		}
+	}
+	for _, g := range rep.groups {
+		for _, s := range g.series {
 			if t := s.total(); t.FirstErr != "" {
 				fmt.Fprintf(out, "%s: %d errors, first: %s\n", s.name, t.Errs, t.FirstErr)
 			}
 		}
 	}
+}
+
+// logSummary counts what went wrong according to a server's JSON log.
+type logSummary struct {
+	warn, errs, status5xx int
+	first                 string // the first warning or error line, clipped
+}
+
+// scanLog reads a server's log. Access-log lines ("status":5xx) exist only
+// at level info and below; warnings and errors at every level used here.
+func scanLog(path string) logSummary {
+	var l logSummary
+	f, err := os.Open(path)
+	if err != nil {
+		l.first = err.Error()
+		return l
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		isWarn, isErr := bytes.Contains(line, []byte(`"level":"WARN"`)), bytes.Contains(line, []byte(`"level":"ERROR"`))
+		switch {
+		case isWarn:
+			l.warn++
+		case isErr:
+			l.errs++
+		}
+		if (isWarn || isErr) && l.first == "" {
+			l.first = string(line[:min(len(line), 400)])
+		}
+		if bytes.Contains(line, []byte(`"status":5`)) {
+			l.status5xx++
+		}
+	}
+	return l
 }
 
 func cpuModel() string {

@@ -2,14 +2,14 @@ package gatehouse
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	josejson "github.com/go-jose/go-jose/v4/json"
 )
 
 // Claims are the verified claims of a Gatehouse access token.
@@ -41,120 +41,95 @@ func (c *Claims) clone() *Claims {
 // conversions to time.Time can never overflow.
 const maxNumericDate = 253402300799
 
-// decodeClaims decodes a JWT claims set strictly:
+// rawClaims is the wire form of the claims set.
+type rawClaims struct {
+	Issuer    string      `json:"iss"`
+	Subject   string      `json:"sub"`
+	Audience  audience    `json:"aud"`
+	ExpiresAt numericDate `json:"exp"`
+	IssuedAt  numericDate `json:"iat"`
+	NotBefore numericDate `json:"nbf"`
+	AuthTime  numericDate `json:"auth_time"`
+	ID        string      `json:"jti"`
+	SessionID string      `json:"sid"`
+	AMR       stringArray `json:"amr"`
+	ACR       string      `json:"acr"`
+	ClientID  string      `json:"client_id"`
+}
+
+// decodeClaims decodes a JWT claims set strictly, with go-jose's JSON
+// package rather than encoding/json because it
 //
-//   - the payload must be exactly one JSON object;
-//   - claim names are matched exactly (encoding/json would otherwise match
-//     struct fields case-insensitively, so "ISS" would be read as "iss");
-//   - a claim this package interprets may appear only once (RFC 7519 §4
-//     allows rejecting duplicates; last-one-wins parsers are a known source
-//     of confusion between implementations);
-//   - every interpreted claim must have the JSON type the profile defines:
-//     NumericDate claims are JSON numbers, aud is a string or an array of
-//     strings, amr is an array of strings, the rest are strings;
-//   - unknown claims are ignored, as RFC 7519 requires.
+//   - matches member names exactly (encoding/json matches struct fields
+//     case-insensitively, so "ISS" would be read as "iss"), and
+//   - rejects duplicate member names (RFC 7519 §4 allows this instead of
+//     last-one-wins, a known source of disagreement between parsers).
 //
-// Presence of the required claims is checked by the caller.
+// The payload must be one JSON object. Each claim must have the JSON type
+// the profile defines: NumericDate claims are non-negative numbers, aud is a
+// string or an array of strings, amr an array of strings, the others
+// strings (a null string claim counts as absent). Unknown claims are
+// ignored, as RFC 7519 requires. Presence of the required claims is checked
+// by the caller.
 func decodeClaims(payload []byte) (*Claims, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	if t := bytes.TrimLeft(payload, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, errors.New("claims are not a JSON object")
 	}
-	var (
-		c    Claims
-		seen = make(map[string]bool, 12)
-	)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("malformed claims JSON")
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("malformed claims JSON")
-		}
-		var target any
-		switch name {
-		case "iss":
-			target = (*strictString)(&c.Issuer)
-		case "sub":
-			target = (*strictString)(&c.Subject)
-		case "aud":
-			target = (*audience)(&c.Audience)
-		case "exp":
-			target = (*numericDate)(&c.ExpiresAt)
-		case "iat":
-			target = (*numericDate)(&c.IssuedAt)
-		case "nbf":
-			target = (*numericDate)(&c.NotBefore)
-		case "auth_time":
-			target = (*numericDate)(&c.AuthTime)
-		case "jti":
-			target = (*strictString)(&c.ID)
-		case "sid":
-			target = (*strictString)(&c.SessionID)
-		case "amr":
-			target = (*stringArray)(&c.AMR)
-		case "acr":
-			target = (*strictString)(&c.ACR)
-		case "client_id":
-			target = (*strictString)(&c.ClientID)
-		default:
-			// Unknown claim: skip its value without interpreting it.
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, errors.New("malformed claims JSON")
-			}
-			continue
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("duplicate claim %q", name)
-		}
-		seen[name] = true
-		if err := dec.Decode(target); err != nil {
-			return nil, fmt.Errorf("claim %q: %w", name, err)
-		}
+	var r rawClaims
+	if err := josejson.Unmarshal(payload, &r); err != nil {
+		return nil, errors.New("malformed claims: " + claimsErrorReason(err))
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, errors.New("malformed claims JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after claims")
-	}
-	return &c, nil
+	return &Claims{
+		Issuer:    r.Issuer,
+		Subject:   r.Subject,
+		Audience:  r.Audience,
+		ExpiresAt: time.Time(r.ExpiresAt),
+		IssuedAt:  time.Time(r.IssuedAt),
+		NotBefore: time.Time(r.NotBefore),
+		AuthTime:  time.Time(r.AuthTime),
+		ID:        r.ID,
+		SessionID: r.SessionID,
+		AMR:       r.AMR,
+		ACR:       r.ACR,
+		ClientID:  r.ClientID,
+	}, nil
 }
 
-// strictString accepts only a JSON string (not null, not a number).
-type strictString string
-
-func (s *strictString) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' {
-		return errors.New("not a string")
+// claimsErrorReason describes a decoding error without quoting the payload.
+func claimsErrorReason(err error) string {
+	var typeErr *josejson.UnmarshalTypeError
+	var claimErr *claimError
+	switch {
+	case errors.As(err, &claimErr):
+		return claimErr.Error()
+	case errors.As(err, &typeErr):
+		return "a claim has the wrong JSON type"
+	case strings.Contains(err.Error(), "duplicate key"):
+		return "duplicate claim"
+	default:
+		return "invalid JSON"
 	}
-	return json.Unmarshal(b, (*string)(s))
 }
+
+// claimError is returned by the claim types' UnmarshalJSON methods.
+type claimError struct{ reason string }
+
+func (e *claimError) Error() string { return e.reason }
 
 // stringArray accepts only a JSON array of non-empty strings.
 type stringArray []string
 
 func (a *stringArray) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || b[0] != '[' {
-		return errors.New("not an array")
+		return &claimError{"aud or amr is not an array of strings"}
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
+	var out []string
+	if err := josejson.Unmarshal(b, &out); err != nil {
+		return &claimError{"aud or amr is not an array of strings"}
 	}
-	out := make([]string, 0, len(raw))
-	for _, r := range raw {
-		var s strictString
-		if err := s.UnmarshalJSON(r); err != nil {
-			return err
-		}
-		if s == "" {
-			return errors.New("empty string in array")
-		}
-		out = append(out, string(s))
+	if slices.Contains(out, "") {
+		// Also catches null elements, which decode as "".
+		return &claimError{"empty string in aud or amr"}
 	}
 	*a = out
 	return nil
@@ -165,11 +140,11 @@ type audience []string
 
 func (a *audience) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
-		var s strictString
-		if err := s.UnmarshalJSON(b); err != nil {
-			return err
+		var s string
+		if err := josejson.Unmarshal(b, &s); err != nil || s == "" {
+			return &claimError{"aud is not a non-empty string"}
 		}
-		*a = []string{string(s)}
+		*a = []string{s}
 		return nil
 	}
 	return (*stringArray)(a).UnmarshalJSON(b)
@@ -182,22 +157,19 @@ type numericDate time.Time
 func (d *numericDate) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || (b[0] < '0' || b[0] > '9') {
 		// Refuses null, strings, booleans, objects and negative numbers.
-		return errors.New("not a non-negative number")
+		return &claimError{"a NumericDate claim is not a non-negative number"}
 	}
 	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
 		if n > maxNumericDate {
-			return errors.New("out of range")
+			return &claimError{"a NumericDate claim is out of range"}
 		}
 		*d = numericDate(time.Unix(n, 0))
 		return nil
 	}
 	// Not a plain integer: the value must still be a valid JSON number.
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return errors.New("not a number")
-	}
-	if math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return errors.New("out of range")
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return &claimError{"a NumericDate claim is out of range"}
 	}
 	sec, frac := math.Modf(f)
 	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))

@@ -258,6 +258,7 @@ func mustReject(t *testing.T, v *Verifier, token string, want error) error {
 	if !errors.Is(err, want) {
 		t.Fatalf("Verify error = %v, want errors.Is(_, %v)", err, want)
 	}
+	t.Logf("refused: %v", err)
 	return err
 }
 

@@ -193,7 +193,7 @@ func (v *Verifier) verifyCached(ctx context.Context, id [sha256.Size]byte, e *ca
 		v.cache.remove(id)
 		return nil, invalid(err.Error())
 	}
-	if !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(e.pub) {
+	if !samePublicKey(pub, e.pub) {
 		v.cache.remove(id)
 		return nil, invalid("signing key has been replaced")
 	}
@@ -407,6 +407,12 @@ func publicKeyFor(key *jose.JSONWebKey, alg string) (crypto.PublicKey, error) {
 		}
 	}
 	return nil, errors.New("key type does not match the token's algorithm")
+}
+
+// samePublicKey reports whether a and b are the same public key.
+func samePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }
 
 func invalid(reason string) error {
