@@ -38,10 +38,6 @@ same keys/ directory: run it where that directory is mounted, with
 Run "gatehouse keys <command> -h" for the flags of a command.
 `
 
-// tokenLeeway mirrors the server's verifier leeway (internal/app): a
-// retired key stays published for the access-token TTL plus twice this.
-const tokenLeeway = 10 * time.Second
-
 func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, keysUsage)
@@ -80,7 +76,7 @@ func keysConfig(name string, args []string, stderr io.Writer) (config.Config, si
 	return cfg, signing.Config{
 		Algorithm:      cfg.SigningAlgorithm,
 		PublishDelay:   cfg.KeyPublishDelay,
-		TokenLifetime:  cfg.AccessTokenTTL + 2*tokenLeeway,
+		TokenLifetime:  cfg.TokenLifetime(),
 		ReloadInterval: config.KeyReloadInterval,
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 	}, nil

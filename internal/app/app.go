@@ -51,10 +51,6 @@ type Server struct {
 	closed bool
 }
 
-// verifierLeeway is the clock leeway of this server's own access-token
-// checks (the SDK's default too).
-const verifierLeeway = 10 * time.Second
-
 // revocationSyncInterval bounds how long a revocation lost on the bus
 // (Redis down, message dropped) goes unseen by this replica.
 const revocationSyncInterval = 15 * time.Second
@@ -142,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.Keys = signing.NewKeyring(db.SigningKeys(), keks, signing.Config{
 		Algorithm:      cfg.SigningAlgorithm,
 		PublishDelay:   cfg.KeyPublishDelay,
-		TokenLifetime:  cfg.AccessTokenTTL + 2*verifierLeeway,
+		TokenLifetime:  cfg.TokenLifetime(),
 		ReloadInterval: config.KeyReloadInterval,
 		JWKSMaxAge:     cfg.JWKSMaxAge,
 	}, log, opts.Now)
@@ -154,11 +150,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	// A revoked session must be remembered as long as an access token that
 	// names it can still verify somewhere: its lifetime plus the leeway of
 	// the verifiers, with a margin for clock skew.
-	s.Revocations = revocation.NewSet(cfg.AccessTokenTTL+2*verifierLeeway+time.Minute, opts.Now)
+	s.Revocations = revocation.NewSet(cfg.TokenLifetime()+time.Minute, opts.Now)
 	verifier, err := gatehouse.NewVerifier(gatehouse.VerifierConfig{
 		Issuer:      cfg.BaseURL(),
 		Audience:    cfg.Audience(),
-		Leeway:      verifierLeeway,
+		Leeway:      config.VerifierLeeway,
 		Keys:        s.Keys,
 		Revocations: s.Revocations,
 		Now:         opts.Now,

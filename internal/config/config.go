@@ -73,6 +73,10 @@ type Config struct {
 // KeyReloadInterval is how often a replica re-reads the signing keys.
 const KeyReloadInterval = time.Minute
 
+// VerifierLeeway is the clock leeway of the server's own access-token
+// checks (and the SDK's default).
+const VerifierLeeway = 10 * time.Second
+
 // minResourceSecret is the shortest resource-server secret accepted.
 const minResourceSecret = 32
 
@@ -309,6 +313,11 @@ func (c *Config) ValidateKeys() error {
 	}
 	return errors.Join(errs...)
 }
+
+// TokenLifetime is how long an access token can verify anywhere after it
+// is issued: its lifetime plus the leeway on both ends. Retired signing
+// keys stay published this long.
+func (c *Config) TokenLifetime() time.Duration { return c.AccessTokenTTL + 2*VerifierLeeway }
 
 // Audience is the aud claim of access tokens.
 func (c *Config) Audience() string {
