@@ -276,6 +276,10 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		return err
 	}
 	ctx := r.Context()
+	p, err := h.Sessions.Load(ctx, p) // the session must still be live (bearer)
+	if err != nil {
+		return err
+	}
 	u, err := h.DB.Users().UserByID(ctx, p.User.ID)
 	if err != nil {
 		return fmt.Errorf("account: change password: %w", err)
@@ -359,6 +363,12 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 		return problem.MissingField.WithDetail("Field \"password\" is required.").With("field", "password")
 	}
 	ctx := r.Context()
+	// A bearer token can outlive its session's idle or absolute expiry by
+	// up to its own lifetime: step-up must not extend such a session.
+	p, err := h.Sessions.Load(ctx, p)
+	if err != nil {
+		return err
+	}
 	u, err := h.DB.Users().UserByID(ctx, p.User.ID)
 	if err != nil {
 		return fmt.Errorf("account: reauthenticate: %w", err)

@@ -565,3 +565,54 @@ func TestTokenModeInputErrors(t *testing.T) {
 		t.Fatalf("refresh with unknown field: %d %s", r.status, r.body)
 	}
 }
+
+func TestAttackBrowserLogoutWithExpiredAccessToken(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	ts := h.tokenUser("shared-pc@example.com", "browser")
+	h.clock.Advance(11 * time.Minute) // the in-memory access token is gone
+	r := h.raw("POST", "/v1/logout", "", "", bearer(ts.access))
+	if r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("logout with an expired token pretended to succeed: %d %v", r.status, r.header)
+	}
+	r = h.raw("POST", "/v1/token/logout", "", "", nil, ts.cookie)
+	mustStatus(t, r, http.StatusNoContent)
+	cleared := false
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		cleared = cleared || (c.Name == refreshCookie && c.MaxAge < 0)
+	}
+	if !cleared {
+		t.Error("token logout did not clear the refresh cookie")
+	}
+	if r := h.raw("POST", "/v1/token/refresh", "", "", nil, ts.cookie); r.status != http.StatusUnauthorized {
+		t.Fatalf("the next person at the computer refreshed into the session: %d", r.status)
+	}
+	mustStatus(t, h.raw("POST", "/v1/token/logout", "", "", nil, ts.cookie), http.StatusNoContent) // idempotent
+}
+
+func TestAttackRefreshCookieTossing(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	ts := h.tokenUser("tossed@example.com", "browser")
+	attacker := h.tokenUser("attacker@example.com", "browser")
+	tossed := &http.Cookie{Name: refreshCookie, Value: attacker.cookie.Value}
+	r := h.raw("POST", "/v1/token/refresh", "", "", nil, tossed, ts.cookie)
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("two refresh cookies: %d %s", r.status, r.body)
+	}
+	if sc := r.header.Values("Set-Cookie"); len(sc) != 0 {
+		t.Fatalf("refusal cleared a cookie (the tossed one would be left alone): %v", sc)
+	}
+	mustStatus(t, h.raw("POST", "/v1/token/refresh", "", "", nil, ts.cookie), http.StatusOK)
+}
+
+func TestAttackStepUpCannotExtendExpiredSession(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) {
+		c.RefreshLifetime = 5 * time.Minute
+		c.RefreshIdleTimeout = 5 * time.Minute
+	})
+	ts := h.tokenUser("expiring@example.com", "native")
+	h.clock.Advance(6 * time.Minute) // session over, access token not yet expired
+	r := h.raw("POST", "/v1/reauthenticate", "application/json", jsonBody(map[string]string{"password": goodPassword}), bearer(ts.access))
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("step-up on an expired session minted a token: %d %s", r.status, r.body)
+	}
+}

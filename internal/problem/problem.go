@@ -166,6 +166,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	h.Set("Cache-Control", "no-store")
+	if p.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`) // RFC 9110 §15.5.2: a 401 carries a challenge
+	}
 	if p.RetryAfter > 0 {
 		secs := int64((p.RetryAfter + time.Second - 1) / time.Second)
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
 )
 
 // Feed streams the set to SDK verifiers as server-sent events:
@@ -50,6 +52,13 @@ func toWire(e Entry) wireEntry {
 func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	ctx := r.Context()
+	if err := f.healthy(ctx); err != nil {
+		// A snapshot would count as fresh at the client: refuse instead,
+		// so an SDK stays failed-closed for as long as the bus is down.
+		f.Log.WarnContext(ctx, "revocation feed: refused, revocation bus unhealthy", slog.Any("error", err))
+		problem.Write(w, r, f.Log, problem.Unavailable.WithRetryAfter(f.Heartbeat))
+		return
+	}
 	snapshot, ch, cancel := f.Set.Watch()
 	defer cancel()
 
@@ -91,16 +100,11 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			err = f.send(rc, w, "revoke", toWire(e))
 		case now := <-ticker.C:
-			if f.Healthy != nil {
-				hctx, done := context.WithTimeout(ctx, f.Heartbeat/2)
-				herr := f.Healthy(hctx)
-				done()
-				if herr != nil {
-					// Silence, not a lie: the client's staleness bound
-					// turns it into fail-closed.
-					f.Log.WarnContext(ctx, "revocation feed: heartbeat withheld, revocation bus unhealthy", slog.Any("error", herr))
-					continue
-				}
+			if herr := f.healthy(ctx); herr != nil {
+				// Silence, not a lie: the client's staleness bound
+				// turns it into fail-closed.
+				f.Log.WarnContext(ctx, "revocation feed: heartbeat withheld, revocation bus unhealthy", slog.Any("error", herr))
+				continue
 			}
 			err = f.send(rc, w, "heartbeat", map[string]int64{"at": now.Unix()})
 		}
@@ -108,6 +112,15 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+func (f *Feed) healthy(ctx context.Context) error {
+	if f.Healthy == nil {
+		return nil
+	}
+	hctx, done := context.WithTimeout(ctx, f.Heartbeat/2)
+	defer done()
+	return f.Healthy(hctx)
 }
 
 func (f *Feed) send(rc *http.ResponseController, w http.ResponseWriter, event string, data any) error {

@@ -230,3 +230,13 @@ func TestFeedStreamsSnapshotRevocationsAndHeartbeats(t *testing.T) {
 		t.Fatalf("%d heartbeats sent while the bus was unhealthy", beats)
 	}
 }
+
+func TestFeedRefusesWhileBusUnhealthy(t *testing.T) {
+	feed := &Feed{Set: NewSet(time.Hour, nil), Heartbeat: time.Second, Log: slog.New(slog.DiscardHandler),
+		Healthy: func(context.Context) error { return errors.New("bus down") }}
+	rec := httptest.NewRecorder()
+	feed.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/revocations", nil))
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "snapshot") {
+		t.Fatalf("unhealthy feed answered %d %q: a snapshot would count as fresh", rec.Code, rec.Body.String())
+	}
+}

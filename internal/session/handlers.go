@@ -138,6 +138,12 @@ func parseLabel(ua string) string {
 // idempotent: without a valid session it still answers 204.
 func (m *Manager) logout(w http.ResponseWriter, r *http.Request) error {
 	p, ok := FromContext(r.Context())
+	if _, bearer := r.Header["Authorization"]; bearer && !ok {
+		// The caller meant to end a token-mode session but its token is
+		// invalid or expired: say so rather than pretend. A browser then
+		// uses POST /v1/token/logout, which its refresh cookie reaches.
+		return problem.Unauthenticated.WithDetail("The access token is invalid or expired; nothing was logged out. Use POST /v1/token/logout with the refresh token.")
+	}
 	m.ClearCookie(w)
 	if !ok {
 		w.WriteHeader(http.StatusNoContent)

@@ -407,6 +407,13 @@ func (m *Manager) resolve(r *http.Request, token id.Secret) (*Principal, error) 
 		}
 		m.cache.put(hash, p)
 	}
+	// The revocation set is fed by the store sync too, so it also catches a
+	// revocation whose bus message this replica missed while its cached
+	// copy is still within the TTL.
+	if revoked, _ := m.revs.Revoked(r.Context(), p.Session.ID); revoked {
+		m.cache.drop(hash)
+		return nil, errNoSession
+	}
 	if err := m.touch(r, hash, p, now); err != nil {
 		return nil, err
 	}

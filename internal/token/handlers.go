@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -25,44 +26,20 @@ var OAuthPaths = []string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect
 // Register adds the token routes to mux.
 func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
 	mux.Handle("POST /v1/token/refresh", adapt(s.refresh))
+	mux.Handle("POST /v1/token/logout", adapt(s.logout))
 	mux.HandleFunc("POST /oauth2/token", s.oauthToken)
 	mux.HandleFunc("POST /oauth2/revoke", s.oauthRevoke)
 	mux.Handle("POST /oauth2/introspect", s.ResourceServers.Require(http.HandlerFunc(s.oauthIntrospect)))
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.discovery) // RFC 8414
 }
 
 // refresh is the first-party refresh: the token comes from the refresh
 // cookie (browsers) or a JSON body (native apps), never both.
 func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
-	cookie, hasCookie, cookieOK := s.cookieToken(r)
-	hasBody := r.ContentLength != 0 || r.Header.Get("Content-Type") != ""
-	var (
-		presented id.Secret
-		channel   string
-	)
-	switch {
-	case hasBody && hasCookie:
-		return problem.BadRequest.WithDetail("Send the refresh token in the cookie or in the body, not both.")
-	case hasBody:
-		var req struct {
-			RefreshToken string `json:"refresh_token"`
-		}
-		if err := httpx.DecodeJSON(w, r, &req); err != nil {
-			return err
-		}
-		t, ok := id.ParseSecret(RefreshPrefix, req.RefreshToken)
-		if !ok {
-			return problem.InvalidGrant
-		}
-		presented, channel = t, channelBody
-	case hasCookie:
-		if !cookieOK {
-			s.clearCookie(w)
-			return problem.InvalidGrant
-		}
-		presented, channel = cookie, channelCookie
-	default:
-		return problem.InvalidGrant.WithDetail("No refresh token was sent.")
+	presented, channel, err := s.presented(w, r)
+	if err != nil {
+		return err
 	}
 	rot, err := s.rotate(r, presented, channel)
 	if err != nil {
@@ -80,6 +57,83 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	noStore(w)
 	return httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+// presented reads the refresh token of a first-party request: from the
+// refresh cookie (browsers) or a JSON body (native apps), never both.
+func (s *Service) presented(w http.ResponseWriter, r *http.Request) (id.Secret, string, error) {
+	cookies := s.cookieTokens(r)
+	hasBody := r.ContentLength != 0 || r.Header.Get("Content-Type") != ""
+	switch {
+	case hasBody && len(cookies) > 0:
+		return "", "", problem.BadRequest.WithDetail("Send the refresh token in the cookie or in the body, not both.")
+	case hasBody:
+		var req struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := httpx.DecodeJSON(w, r, &req); err != nil {
+			return "", "", err
+		}
+		t, ok := id.ParseSecret(RefreshPrefix, req.RefreshToken)
+		if !ok {
+			return "", "", problem.InvalidGrant
+		}
+		return t, channelBody, nil
+	case len(cookies) > 1:
+		return "", "", problem.InvalidGrant.WithDetail("More than one refresh cookie was sent.")
+	case len(cookies) == 1:
+		t, ok := id.ParseSecret(RefreshPrefix, cookies[0])
+		if !ok {
+			s.clearCookie(w)
+			return "", "", problem.InvalidGrant
+		}
+		return t, channelCookie, nil
+	default:
+		return "", "", problem.InvalidGrant.WithDetail("No refresh token was sent.")
+	}
+}
+
+// logout ends the session of the presented refresh token: the way out for
+// a browser whose access token (kept in memory) is gone, since the
+// HttpOnly refresh cookie is sent to the refresh path only. Idempotent:
+// 204 whether or not the token was live.
+func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
+	presented, channel, err := s.presented(w, r)
+	if errors.Is(err, problem.InvalidGrant) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	rt, err := s.DB.RefreshTokens().RefreshTokenByHash(ctx, presented.Hash())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("token: logout: %w", err)
+	}
+	if rt != nil {
+		now := s.Sessions.Now()
+		err := s.DB.InTx(ctx, func(tx store.Tx) error {
+			sess, err := tx.Sessions().SessionByID(ctx, rt.SessionID)
+			if err != nil {
+				return err
+			}
+			was, err := tx.Sessions().RevokeSession(ctx, sess.ID, now, session.ReasonLogout)
+			if err != nil || !was {
+				return err
+			}
+			return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.LoggedOut, sess.UserID, sess.ID))
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token: logout: %w", err)
+		}
+		s.Sessions.Revoked(ctx, rt.SessionID)
+	}
+	if channel == channelCookie {
+		s.clearCookie(w)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func grantProblem(err error) error {
@@ -309,8 +363,10 @@ func (s *Service) introspect(ctx context.Context, tok string) (map[string]any, e
 	}, nil
 }
 
-// discovery lists what this server offers so far (OpenID Connect
-// Discovery members; no authorization endpoint exists yet).
+// discovery lists what this server offers so far, served both as RFC 8414
+// authorization-server metadata and at the OpenID Connect discovery path
+// (no authorization endpoint or ID tokens exist yet, so the OIDC members
+// that name them are absent).
 func (s *Service) discovery(w http.ResponseWriter, r *http.Request) {
 	base := strings.TrimRight(s.cfg.Issuer, "/")
 	doc := map[string]any{

@@ -256,17 +256,16 @@ func (s *Service) clearCookie(w http.ResponseWriter) {
 	})
 }
 
-// cookieToken returns the refresh cookie's token: exactly one, well formed.
-func (s *Service) cookieToken(r *http.Request) (id.Secret, bool, bool) {
-	cs := r.CookiesNamed(s.cookieName())
-	if len(cs) == 0 {
-		return "", false, false
+// cookieTokens returns the values of every refresh cookie sent. More than
+// one means a sibling subdomain tossed its own (it cannot be told apart):
+// callers refuse, without clearing anything, so the tossed cookie never
+// becomes the only one left.
+func (s *Service) cookieTokens(r *http.Request) []string {
+	var vals []string
+	for _, c := range r.CookiesNamed(s.cookieName()) {
+		vals = append(vals, c.Value)
 	}
-	if len(cs) != 1 {
-		return "", true, false
-	}
-	t, ok := id.ParseSecret(RefreshPrefix, cs[0].Value)
-	return t, true, ok
+	return vals
 }
 
 func noStore(w http.ResponseWriter) {

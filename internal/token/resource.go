@@ -34,26 +34,32 @@ func NewResourceServers(entries []string, log *slog.Logger) *ResourceServers {
 var unknownDigest = sha256.Sum256([]byte("gatehouse: no such resource server"))
 
 // Authenticate returns the caller's resource-server id, if its Basic
-// credentials match one (RFC 6749 §2.3.1: both parts form-url-encoded).
+// credentials match one. RFC 6749 §2.3.1 form-url-encodes both parts, but
+// many clients send them raw: both readings are tried, each compared in
+// constant time.
 func (rs *ResourceServers) Authenticate(r *http.Request) (string, bool) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		return "", false
 	}
+	if rs.match(user, pass) {
+		return user, true
+	}
 	id, err1 := url.QueryUnescape(user)
 	secret, err2 := url.QueryUnescape(pass)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || !rs.match(id, secret) {
 		return "", false
 	}
+	return id, true
+}
+
+func (rs *ResourceServers) match(id, secret string) bool {
 	want, known := rs.digests[id]
 	if !known {
 		want = unknownDigest
 	}
 	got := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !known {
-		return "", false
-	}
-	return id, true
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && known
 }
 
 // Require lets only authenticated resource servers through; others get

@@ -62,7 +62,7 @@ func TestResourceServersAuthenticate(t *testing.T) {
 		want       string
 	}{
 		{name: "right", user: "api", pass: url.QueryEscape(secret), want: "api"},
-		{name: "raw secret with form characters", user: "api", pass: secret, want: ""}, // '+' decodes to space
+		{name: "raw secret with form characters", user: "api", pass: secret, want: "api"},
 		{name: "wrong secret", user: "api", pass: "nope"},
 		{name: "other server's secret", user: "api", pass: url.QueryEscape(secret + "x")},
 		{name: "unknown id", user: "ghost", pass: url.QueryEscape(secret)},
