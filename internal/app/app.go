@@ -175,12 +175,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	go s.Revocations.Run(runCtx, db.Sessions(), revocationSyncInterval, log)
 
-	successorKey, err := token.DeriveSuccessorKey(keks[len(keks)-1].Key)
-	if err != nil {
-		return nil, err
-	}
 	resourceServers := token.NewResourceServers(cfg.ResourceServers, log)
-	tokens, err := token.New(token.Config{
+	tokens := token.New(token.Config{
 		Issuer:          cfg.BaseURL(),
 		Audience:        cfg.Audience(),
 		AccessTTL:       cfg.AccessTokenTTL,
@@ -188,11 +184,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		RefreshLifetime: cfg.RefreshLifetime,
 		Grace:           cfg.RefreshGrace,
 		Secure:          !cfg.Dev,
-		SuccessorKey:    successorKey,
 	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Log: log})
-	if err != nil {
-		return nil, err
-	}
 	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, Log: log}
 	if cfg.Redis != "" {
 		feed.Healthy = s.eph.Ping

@@ -138,6 +138,10 @@ type RefreshToken struct {
 	// agent); a replay inside the grace window must come from the same one.
 	// Empty until used.
 	Client string
+	// Successor is the successor's secret sealed under a key derived from
+	// this token's own secret (set when used): only a holder of this token
+	// can open it, for a replay inside the grace window.
+	Successor []byte
 }
 
 // RefreshTokens stores refresh-token families.
@@ -147,10 +151,11 @@ type RefreshTokens interface {
 	// RefreshTokenByHash returns the token (used or not); ErrNotFound if none.
 	RefreshTokenByHash(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// MarkRefreshTokenUsed consumes an unused token (compare-and-set on
-	// UsedAt IS NULL) and records the client fingerprint. ErrConflict if it
-	// was already used (a concurrent rotation won), ErrNotFound if missing.
-	// Inside a transaction it locks the row until commit.
-	MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string) error
+	// UsedAt IS NULL) and records the client fingerprint and the sealed
+	// successor. ErrConflict if it was already used (a concurrent rotation
+	// won), ErrNotFound if missing. Inside a transaction it locks the row
+	// until commit.
+	MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string, successor []byte) error
 }
 
 // SigningKey is an access-token signing key. The private half is sealed

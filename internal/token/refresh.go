@@ -2,9 +2,10 @@ package token
 
 import (
 	"context"
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -92,12 +93,42 @@ func (s *Service) newRefresh(sess *store.Session, secret id.Secret, now time.Tim
 	return &store.RefreshToken{ID: id.New("rt"), SessionID: sess.ID, Hash: secret.Hash(), CreatedAt: now, ExpiresAt: exp}
 }
 
-// successor is the refresh token that replaces t: derived from t with a
-// server key, so a replay inside the grace window gets the very same one.
-func (s *Service) successor(t id.Secret) id.Secret {
-	m := hmac.New(sha256.New, s.cfg.SuccessorKey)
-	m.Write([]byte(t))
-	return id.Secret(RefreshPrefix + "_" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
+// sealSuccessor seals the successor's secret under a key derived from the
+// presented token's own secret: a grace-window replay (which presents
+// that token) can open it and get the same successor, while the store
+// alone (a dump) cannot, and no server key is involved.
+func sealSuccessor(presented, next id.Secret, tokenID string) ([]byte, error) {
+	aead, err := successorAEAD(presented)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(nil, nil, []byte(next), []byte(tokenID)), nil
+}
+
+// openSuccessor reverses sealSuccessor; false if sealed is absent or does
+// not open with presented.
+func openSuccessor(presented id.Secret, sealed []byte, tokenID string) (id.Secret, bool) {
+	aead, err := successorAEAD(presented)
+	if err != nil || len(sealed) == 0 {
+		return "", false
+	}
+	plain, err := aead.Open(nil, nil, sealed, []byte(tokenID))
+	if err != nil {
+		return "", false
+	}
+	return id.ParseSecret(RefreshPrefix, string(plain))
+}
+
+func successorAEAD(presented id.Secret) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, []byte(presented), nil, "gatehouse refresh-token successor seal v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("token: derive seal key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("token: seal cipher: %w", err)
+	}
+	return cipher.NewGCMWithRandomNonce(block)
 }
 
 // channel names how a refresh token travels; the grace window only
@@ -142,7 +173,6 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 	ctx := r.Context()
 	now := s.Sessions.Now()
 	client := fingerprint(channel, r)
-	next := s.successor(presented)
 	ip := ""
 	if a := httpx.ClientIP(r); a.IsValid() {
 		ip = a.String()
@@ -171,7 +201,12 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 			if !now.Before(t.ExpiresAt) {
 				return errInvalidGrant
 			}
-			err = tx.RefreshTokens().MarkRefreshTokenUsed(ctx, t.ID, now, client)
+			next := id.NewSecret(RefreshPrefix)
+			sealed, err := sealSuccessor(presented, next, t.ID)
+			if err != nil {
+				return err
+			}
+			err = tx.RefreshTokens().MarkRefreshTokenUsed(ctx, t.ID, now, client, sealed)
 			if err == nil {
 				succ := s.newRefresh(sess, next, now)
 				if err := tx.RefreshTokens().CreateRefreshToken(ctx, succ); err != nil {
@@ -193,12 +228,18 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 			}
 		}
 		if t.UsedAt != nil && now.Sub(*t.UsedAt) <= s.cfg.Grace && t.Client == client {
-			succ, err := tx.RefreshTokens().RefreshTokenByHash(ctx, next.Hash())
-			if err != nil {
-				return fmt.Errorf("token: successor of a used token: %w", err)
+			if next, ok := openSuccessor(presented, t.Successor, t.ID); ok {
+				succ, err := tx.RefreshTokens().RefreshTokenByHash(ctx, next.Hash())
+				if err == nil {
+					out = &rotated{session: sess, next: next, expires: succ.ExpiresAt}
+					return nil
+				}
+				if !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
 			}
-			out = &rotated{session: sess, next: next, expires: succ.ExpiresAt}
-			return nil
+			// No successor to give back: treat it as reuse, never as a
+			// server error that a client would retry into.
 		}
 		reused = sess.ID
 		was, err := tx.Sessions().RevokeSession(ctx, sess.ID, now, ReasonRefreshReused)

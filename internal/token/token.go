@@ -7,10 +7,7 @@
 package token
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,10 +47,6 @@ type Config struct {
 	Grace time.Duration
 	// Secure sets Secure and the __Secure- prefix on the refresh cookie.
 	Secure bool
-	// SuccessorKey derives a rotated token's successor from the token
-	// itself (HMAC), so a grace-window replay can be answered with the
-	// same successor although only hashes are stored. DeriveSuccessorKey.
-	SuccessorKey []byte
 }
 
 // Signer signs access-token claims (signing.Keyring).
@@ -80,21 +73,8 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(cfg Config, d Deps) (*Service, error) {
-	if len(cfg.SuccessorKey) < 32 {
-		return nil, errors.New("token: successor key must be at least 32 bytes")
-	}
-	return &Service{cfg: cfg, Deps: d}, nil
-}
-
-// DeriveSuccessorKey derives the refresh-successor key from the
-// key-encryption key, so every replica derives the same one.
-func DeriveSuccessorKey(kek []byte) ([]byte, error) {
-	k, err := hkdf.Key(sha256.New, kek, nil, "gatehouse refresh-token successor v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("token: derive successor key: %w", err)
-	}
-	return k, nil
+func New(cfg Config, d Deps) *Service {
+	return &Service{cfg: cfg, Deps: d}
 }
 
 // accessClaims is the JWT body (RFC 9068 profile).

@@ -9,30 +9,37 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 )
 
-func TestSuccessorIsDeterministicKeyedAndWellFormed(t *testing.T) {
-	k1, err := DeriveSuccessorKey(bytes.Repeat([]byte{1}, 32))
+func TestSuccessorSealOpensOnlyWithThePresentedToken(t *testing.T) {
+	tok, other, next := id.NewSecret(RefreshPrefix), id.NewSecret(RefreshPrefix), id.NewSecret(RefreshPrefix)
+	sealed, err := sealSuccessor(tok, next, "rt_1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, _ := DeriveSuccessorKey(bytes.Repeat([]byte{2}, 32))
-	if bytes.Equal(k1, k2) {
-		t.Fatal("different KEKs derived the same successor key")
+	if bytes.Contains(sealed, []byte(next)) {
+		t.Fatal("successor stored in clear")
 	}
-	s1 := &Service{cfg: Config{SuccessorKey: k1}}
-	s2 := &Service{cfg: Config{SuccessorKey: k2}}
-	tok := id.NewSecret(RefreshPrefix)
-	next := s1.successor(tok)
-	if next != s1.successor(tok) {
-		t.Fatal("successor is not deterministic: a grace replay would fork the family")
+	if got, ok := openSuccessor(tok, sealed, "rt_1"); !ok || got != next {
+		t.Fatalf("open with the presented token: %q %v", got, ok)
 	}
-	if next == tok || next == s1.successor(id.NewSecret(RefreshPrefix)) {
-		t.Fatal("successor collides")
+	for name, open := range map[string]func() bool{
+		"another token":  func() bool { _, ok := openSuccessor(other, sealed, "rt_1"); return ok },
+		"another row":    func() bool { _, ok := openSuccessor(tok, sealed, "rt_2"); return ok },
+		"nothing sealed": func() bool { _, ok := openSuccessor(tok, nil, "rt_1"); return ok },
+		"truncated":      func() bool { _, ok := openSuccessor(tok, sealed[:len(sealed)-1], "rt_1"); return ok },
+		"flipped ciphertext": func() bool {
+			b := bytes.Clone(sealed)
+			b[len(b)/2] ^= 1
+			_, ok := openSuccessor(tok, b, "rt_1")
+			return ok
+		},
+	} {
+		if open() {
+			t.Errorf("TestAttack: successor opened with %s", name)
+		}
 	}
-	if s2.successor(tok) == next {
-		t.Fatal("successor does not depend on the server key: anyone holding a token could compute the next one")
-	}
-	if _, ok := id.ParseSecret(RefreshPrefix, string(next)); !ok {
-		t.Fatalf("successor %q is not a well-formed refresh token", next)
+	again, _ := sealSuccessor(tok, next, "rt_1")
+	if bytes.Equal(again, sealed) {
+		t.Error("sealing is deterministic (nonce reuse)")
 	}
 }
 

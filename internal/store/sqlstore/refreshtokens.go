@@ -10,12 +10,12 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
-const refreshTokenColumns = `id, session_id, hash, created_at, expires_at, used_at, client`
+const refreshTokenColumns = `id, session_id, hash, created_at, expires_at, used_at, client, successor`
 
 func scanRefreshToken(s scanner) (*store.RefreshToken, error) {
 	var t store.RefreshToken
 	err := s.Scan(&t.ID, &t.SessionID, &t.Hash, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt},
-		nullTimeCol{&t.UsedAt}, &t.Client)
+		nullTimeCol{&t.UsedAt}, &t.Client, &t.Successor)
 	if err != nil {
 		return nil, err
 	}
@@ -29,8 +29,8 @@ func (q *queries) CreateRefreshToken(ctx context.Context, t *store.RefreshToken)
 	if t.UsedAt != nil {
 		usedAt = q.t(*t.UsedAt)
 	}
-	_, err := q.exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.SessionID, t.Hash, q.t(t.CreatedAt), q.t(t.ExpiresAt), usedAt, t.Client)
+	_, err := q.exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.SessionID, t.Hash, q.t(t.CreatedAt), q.t(t.ExpiresAt), usedAt, t.Client, t.Successor)
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: create refresh token: id or hash already in use: %w", store.ErrConflict)
 	}
@@ -57,9 +57,9 @@ func (q *queries) RefreshTokenByHash(ctx context.Context, hash []byte) (*store.R
 // transaction) or the single writer (SQLite) lets exactly one of several
 // concurrent rotations of a token succeed. client is a fingerprint, not
 // client-supplied text, and is stored as is.
-func (q *queries) MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string) error {
-	res, err := q.exec(ctx, `UPDATE refresh_tokens SET used_at = ?, client = ?
-		WHERE id = ? AND used_at IS NULL`, q.t(at), client, id)
+func (q *queries) MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string, successor []byte) error {
+	res, err := q.exec(ctx, `UPDATE refresh_tokens SET used_at = ?, client = ?, successor = ?
+		WHERE id = ? AND used_at IS NULL`, q.t(at), client, successor, id)
 	if err != nil {
 		return q.fail("mark refresh token used", err)
 	}

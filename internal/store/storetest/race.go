@@ -235,7 +235,7 @@ func testConcurrentRefreshRotation(t *testing.T, s store.Store) {
 	errs := make([]error, rotators)
 	concurrently(rotators, func(i int) {
 		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
-			if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), orig.ID, usedAt(i), client(i)); err != nil {
+			if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), orig.ID, usedAt(i), client(i), []byte(client(i))); err != nil {
 				return err
 			}
 			return tx.RefreshTokens().CreateRefreshToken(t.Context(), successor(i))
@@ -245,7 +245,7 @@ func testConcurrentRefreshRotation(t *testing.T, s store.Store) {
 
 	want := wantRefreshToken(orig)
 	u := norm(usedAt(w))
-	want.UsedAt, want.Client = &u, client(w)
+	want.UsedAt, want.Client, want.Successor = &u, client(w), []byte(client(w))
 	if d := diff(want, mustRefreshToken(t, s, orig.Hash)); d != "" {
 		t.Errorf("rotated token is not the winner's (%d) (-want +got):\n%s", w, d)
 	}

@@ -99,7 +99,7 @@ func testRefreshTokensNotFound(t *testing.T, s store.Store) {
 			return err
 		}},
 		{"MarkRefreshTokenUsed", func() error {
-			return s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "missing", base, "client")
+			return s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "missing", base, "client", []byte("sealed"))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,18 +127,18 @@ func testMarkRefreshTokenUsed(t *testing.T, s store.Store) {
 		{"already used, same time and client", first, "fp-first", store.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), rt.ID, tc.at, tc.client)
+			err := s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), rt.ID, tc.at, tc.client, []byte("sealed-"+tc.client))
 			if tc.want == nil && err != nil {
 				t.Fatalf("MarkRefreshTokenUsed: %v", err)
 			}
 			if tc.want != nil {
 				wantErr(t, "MarkRefreshTokenUsed", err, tc.want)
 			}
-			// The first use's time and client stick; the rest of the
-			// family is untouched.
+			// The first use's time, client and successor stick; the
+			// rest of the family is untouched.
 			want := wantRefreshToken(rt)
 			usedAt := norm(first)
-			want.UsedAt, want.Client = &usedAt, "fp-first"
+			want.UsedAt, want.Client, want.Successor = &usedAt, "fp-first", []byte("sealed-fp-first")
 			if d := diff(want, mustRefreshToken(t, s, rt.Hash)); d != "" {
 				t.Errorf("used token (-want +got):\n%s", d)
 			}
@@ -152,7 +152,7 @@ func testMarkRefreshTokenUsed(t *testing.T, s store.Store) {
 		usedAt := base
 		created.UsedAt, created.Client = &usedAt, "fp-import"
 		mustCreateRefreshToken(t, s, created)
-		err := s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), created.ID, first, "fp-other")
+		err := s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), created.ID, first, "fp-other", []byte("sealed"))
 		wantErr(t, "MarkRefreshTokenUsed", err, store.ErrConflict)
 		if d := diff(wantRefreshToken(created), mustRefreshToken(t, s, created.Hash)); d != "" {
 			t.Errorf("token changed (-want +got):\n%s", d)

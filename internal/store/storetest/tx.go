@@ -77,17 +77,17 @@ func testTxReadYourWrites(t *testing.T, s store.Store) {
 		if revs, err := tx.Sessions().RevokedSessionsSince(t.Context(), base); err != nil || len(revs) != 1 || revs[0].SessionID != "s-outside" {
 			t.Errorf("RevokedSessionsSince inside the transaction = %v, %v; want s-outside", revs, err)
 		}
-		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp"); err != nil {
+		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp", []byte("sealed")); err != nil {
 			t.Errorf("MarkRefreshTokenUsed inside the transaction: %v", err)
 		}
 		if rt := mustRefreshToken(t, tx, outsideRT.Hash); rt.UsedAt == nil || rt.Client != "fp" {
 			t.Errorf("refresh token inside the transaction: UsedAt %v, Client %q; want used by %q", rt.UsedAt, rt.Client, "fp")
 		}
-		err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp")
+		err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), outsideRT.ID, base, "fp", []byte("sealed"))
 		wantErr(t, "second MarkRefreshTokenUsed inside the transaction", err, store.ErrConflict)
 		mustCreateSession(t, tx, newSession("s-inside", "u2"))
 		rt := mustCreateRefreshToken(t, tx, newRefreshToken("rt-inside", "s-inside"))
-		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), rt.ID, base, "fp"); err != nil {
+		if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), rt.ID, base, "fp", []byte("sealed")); err != nil {
 			t.Errorf("MarkRefreshTokenUsed of a token created in the transaction: %v", err)
 		}
 		mustCreateSigningKey(t, tx, newSigningKey("k-inside", base))
@@ -150,7 +150,7 @@ func testTxRollback(t *testing.T, s store.Store) {
 					if _, err := tx.Sessions().RevokeSession(t.Context(), "s-existing", base, "logout"); err != nil {
 						t.Errorf("RevokeSession: %v", err)
 					}
-					if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "rt-existing", base, "fp"); err != nil {
+					if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "rt-existing", base, "fp", []byte("sealed")); err != nil {
 						t.Errorf("MarkRefreshTokenUsed: %v", err)
 					}
 					return tc.fn(t, tx)

@@ -15,7 +15,8 @@ CREATE TABLE refresh_tokens (
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     used_at    timestamptz,
-    client     text        NOT NULL DEFAULT ''
+    client     text        NOT NULL DEFAULT '',
+    successor  bytea
 );
 
 CREATE UNIQUE INDEX refresh_tokens_hash_idx ON refresh_tokens (hash);

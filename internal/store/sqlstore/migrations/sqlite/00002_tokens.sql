@@ -15,7 +15,8 @@ CREATE TABLE refresh_tokens (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     used_at    INTEGER,
-    client     TEXT    NOT NULL DEFAULT ''
+    client     TEXT    NOT NULL DEFAULT '',
+    successor  BLOB
 ) STRICT;
 
 CREATE UNIQUE INDEX refresh_tokens_hash_idx ON refresh_tokens (hash);
