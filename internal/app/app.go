@@ -162,6 +162,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("app: token verifier: %w", err)
 	}
+	csrf, err := httpx.CrossOrigin(log, cfg.TrustedOrigins, token.OAuthPaths)
+	if err != nil {
+		return nil, err
+	}
 	s.Sessions = session.NewManager(session.Config{
 		IdleTimeout:      cfg.SessionIdleTimeout,
 		TokenIdleTimeout: cfg.RefreshIdleTimeout,
@@ -169,7 +173,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		ReauthMaxAge:     cfg.ReauthMaxAge,
 		CacheTTL:         cfg.SessionCacheTTL,
 		Secure:           !cfg.Dev,
-	}, session.Deps{DB: db, Bus: s.eph, Revocations: s.Revocations, Bearer: verifier, Log: log, Now: opts.Now})
+	}, session.Deps{DB: db, Bus: s.eph, Revocations: s.Revocations, Bearer: verifier, CrossOrigin: csrf.Check, Log: log, Now: opts.Now})
 	if err := s.Sessions.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("app: session invalidation bus: %w", err)
 	}
@@ -210,15 +214,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.Handle("GET /healthz", adapt(healthz))
 	mux.Handle("GET /readyz", adapt(s.readyz))
 
-	csrf, err := httpx.CrossOrigin(log, cfg.TrustedOrigins, token.OAuthPaths)
-	if err != nil {
-		return nil, err
-	}
 	s.Handler = httpx.Chain(problemFallback(mux),
 		httpx.RequestID,
 		httpx.AccessLog(log),
 		httpx.SecurityHeaders(cfg.TLS()),
-		csrf,
+		csrf.Handler,
 		s.Sessions.Authenticate,
 	)
 	return s, nil

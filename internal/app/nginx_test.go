@@ -83,9 +83,9 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 	defer upstream.Close()
 	proxy := startNginx(t, h.ts.URL, upstream.URL)
 
-	get := func(hdr map[string]string, cookies ...*http.Cookie) (int, string) {
+	send := func(method string, hdr map[string]string, cookies ...*http.Cookie) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", proxy+"/api/orders", nil)
+		req, _ := http.NewRequest(method, proxy+"/api/orders", nil)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
@@ -99,6 +99,10 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
+	}
+	get := func(hdr map[string]string, cookies ...*http.Cookie) (int, string) {
+		t.Helper()
+		return send("GET", hdr, cookies...)
 	}
 
 	if code, body := get(nil); code != http.StatusUnauthorized || strings.Contains(body, "user=") {
@@ -125,6 +129,27 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 	c := h.newUser("edge-cookie@example.com")
 	if code, body := get(nil, c.cookie); code != http.StatusOK || !strings.HasPrefix(body, "user=usr_") {
 		t.Fatalf("cookie through nginx: %d %q", code, body)
+	}
+
+	// TestAttack: a cross-site POST riding on the cookie is refused at the
+	// edge, as the API itself would refuse it; same-origin passes, and so
+	// does a bearer token (a browser never attaches one on its own).
+	crossSite := map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+	if code, body := send("POST", crossSite, c.cookie); code != http.StatusForbidden || strings.Contains(body, "user=") {
+		t.Fatalf("cross-site POST with the cookie: %d %q", code, body)
+	}
+	if code, _ := send("POST", map[string]string{"Sec-Fetch-Site": "same-origin"}, c.cookie); code != http.StatusOK {
+		t.Fatalf("same-origin POST with the cookie: %d", code)
+	}
+	if code, _ := get(crossSite, c.cookie); code != http.StatusOK {
+		t.Fatalf("cross-site GET (a link) with the cookie: %d", code)
+	}
+	bearerCross := bearer(ts.access)
+	for k, v := range crossSite {
+		bearerCross[k] = v
+	}
+	if code, _ := send("POST", bearerCross); code != http.StatusOK {
+		t.Fatalf("cross-site POST with a bearer token: %d", code)
 	}
 
 	// Logout is instant at the edge.

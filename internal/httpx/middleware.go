@@ -59,8 +59,9 @@ func SecurityHeaders(hsts bool) Middleware {
 // allowed to make such requests, e.g. a separate front-end. bypass lists
 // mux patterns exempt from the check: endpoints that never read cookies
 // (OAuth token, revocation and introspection), where CSRF has nothing to
-// ride on.
-func CrossOrigin(log *slog.Logger, trusted, bypass []string) (Middleware, error) {
+// ride on. Its Handler is the middleware; its Check also serves
+// forward-auth, which judges the proxied request.
+func CrossOrigin(log *slog.Logger, trusted, bypass []string) (*http.CrossOriginProtection, error) {
 	cop := http.NewCrossOriginProtection()
 	for _, o := range trusted {
 		if err := cop.AddTrustedOrigin(o); err != nil {
@@ -73,7 +74,7 @@ func CrossOrigin(log *slog.Logger, trusted, bypass []string) (Middleware, error)
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, log, problem.CrossOrigin)
 	}))
-	return cop.Handler, nil
+	return cop, nil
 }
 
 // RequestID gives every request a random id, returned in X-Request-Id and

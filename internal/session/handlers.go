@@ -48,6 +48,15 @@ func (m *Manager) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, nil, problem.Unauthenticated)
 		return
 	}
+	if !p.Bearer && m.csrf != nil {
+		// A cookie rides along on cross-site requests: apply to the
+		// proxied request the cross-origin rule the API applies to its
+		// own. A bearer token is never sent by a browser on its own.
+		if err := m.csrf(proxiedRequest(r)); err != nil {
+			problem.Write(w, r, m.log, problem.CrossOrigin)
+			return
+		}
+	}
 	h.Set("X-Gatehouse-User", p.User.ID)
 	h.Set("X-Gatehouse-Session", p.Session.ID)
 	h.Set("X-Gatehouse-AAL", strconv.Itoa(max(p.Session.AAL, 1)))
@@ -132,6 +141,26 @@ func parseLabel(ua string) string {
 	default:
 		return "Unknown device"
 	}
+}
+
+// proxiedRequest is the request the proxy is asking about, as far as the
+// cross-origin check needs it: the original method (nginx: X-Original-Method
+// as configured in the docs; Traefik and Caddy: X-Forwarded-Method) and
+// host (X-Forwarded-Host); the browser's Sec-Fetch-Site and Origin headers
+// arrive unchanged. Without a method header it is judged as a GET.
+func proxiedRequest(r *http.Request) *http.Request {
+	c := r.Clone(r.Context())
+	c.Method = http.MethodGet
+	for _, h := range []string{"X-Forwarded-Method", "X-Original-Method"} {
+		if v := r.Header.Get(h); v != "" {
+			c.Method = strings.ToUpper(v)
+			break
+		}
+	}
+	if v := r.Header.Get("X-Forwarded-Host"); v != "" {
+		c.Host = v
+	}
+	return c
 }
 
 // logout revokes the caller's session, if any, and clears the cookie. It is

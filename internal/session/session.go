@@ -74,7 +74,10 @@ type Deps struct {
 	// Bearer verifies access tokens in the Authorization header; nil
 	// accepts cookies only.
 	Bearer Verifier
-	Log    *slog.Logger
+	// CrossOrigin judges the request a proxy asks forward-auth about
+	// (http.CrossOriginProtection.Check); nil skips the check.
+	CrossOrigin func(*http.Request) error
+	Log         *slog.Logger
 	Now    func() time.Time // nil = time.Now
 }
 
@@ -85,6 +88,7 @@ type Manager struct {
 	bus    Bus
 	revs   *revocation.Set
 	bearer Verifier
+	csrf   func(*http.Request) error
 	log    *slog.Logger
 	now    func() time.Time
 	cache  *cache
@@ -98,7 +102,7 @@ func NewManager(cfg Config, d Deps) *Manager {
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{cfg: cfg, db: d.DB, bus: d.Bus, revs: d.Revocations, bearer: d.Bearer, log: d.Log, now: now, cache: newCache(cfg.CacheTTL, now)}
+	return &Manager{cfg: cfg, db: d.DB, bus: d.Bus, revs: d.Revocations, bearer: d.Bearer, csrf: d.CrossOrigin, log: d.Log, now: now, cache: newCache(cfg.CacheTTL, now)}
 }
 
 // Start subscribes to invalidations from other replicas and loads the
