@@ -78,7 +78,7 @@ type Deps struct {
 	// (http.CrossOriginProtection.Check); nil skips the check.
 	CrossOrigin func(*http.Request) error
 	Log         *slog.Logger
-	Now    func() time.Time // nil = time.Now
+	Now         func() time.Time // nil = time.Now
 }
 
 // Manager creates, authenticates and revokes sessions.

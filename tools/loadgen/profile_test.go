@@ -18,20 +18,25 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/testutil"
 )
 
-// startInProcess serves a fresh Gatehouse (SQLite in a temp dir, --dev,
-// throttles raised) on 127.0.0.1 and returns its base URL. Logs go to a
-// file at level, as they would go to a redirected stderr.
-func startInProcess(b *testing.B, level string) string {
+// startInProcess serves a fresh Gatehouse (SQLite in a temp dir, or the
+// PostgreSQL URL database; --dev, throttles raised) on 127.0.0.1 and
+// returns its base URL. Logs go to a file at level, as they would go to a
+// redirected stderr.
+func startInProcess(b *testing.B, level, database string) string {
 	b.Helper()
 	dir := b.TempDir()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Database = database
 	cfg.Dev = true
 	cfg.LogLevel = level
 	cfg.LoginAttemptsPerIP = 1e9
@@ -93,20 +98,15 @@ func signupCookie(b *testing.B, c *http.Client, base string, i int) string {
 func BenchmarkServerMe(b *testing.B) {
 	for _, level := range []string{"warn", "info"} {
 		b.Run(level, func(b *testing.B) {
-			base := startInProcess(b, level)
+			base := startInProcess(b, level, "")
 			c := benchClient(b)
 			cookie := signupCookie(b, c, base, 0)
 			if _, err := call(context.Background(), c, http.MethodGet, base+"/v1/me", cookie, nil, http.StatusOK); err != nil {
 				b.Fatal(err) // also fills the session cache
 			}
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := call(context.Background(), c, http.MethodGet, base+"/v1/me", cookie, nil, http.StatusOK); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+			parallelWorkers(b, 1, func(ctx context.Context, _ int) error {
+				_, err := call(ctx, c, http.MethodGet, base+"/v1/me", cookie, nil, http.StatusOK)
+				return err
 			})
 		})
 	}
@@ -114,18 +114,13 @@ func BenchmarkServerMe(b *testing.B) {
 
 // BenchmarkServerLogin is POST /v1/login of one account.
 func BenchmarkServerLogin(b *testing.B) {
-	base := startInProcess(b, "warn")
+	base := startInProcess(b, "warn", "")
 	c := benchClient(b)
 	signupCookie(b, c, base, 0)
 	body := credentials(0)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := call(context.Background(), c, http.MethodPost, base+"/v1/login", "", body, http.StatusOK); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+	parallelWorkers(b, 1, func(ctx context.Context, _ int) error {
+		_, err := call(ctx, c, http.MethodPost, base+"/v1/login", "", body, http.StatusOK)
+		return err
 	})
 }
 
@@ -140,13 +135,66 @@ func BenchmarkServerNoop(b *testing.B) {
 	b.Cleanup(func() { srv.Close() })
 	base := "http://" + ln.Addr().String()
 	c := benchClient(b)
+	parallelWorkers(b, 1, func(ctx context.Context, _ int) error {
+		_, err := call(ctx, c, http.MethodGet, base+"/v1/me", "gh_session=ghs_noop", nil, http.StatusOK)
+		return err
+	})
+}
+
+// tokenServer starts a Gatehouse on backend ("postgres" needs
+// GATEHOUSE_TEST_POSTGRES_URL and is skipped without it) with n token-mode
+// chains signed up, driven through loadgen's own server type.
+func tokenServer(b *testing.B, backend string, n int) *server {
+	b.Helper()
+	database := ""
+	if backend == "postgres" {
+		database = testutil.PostgresURL(b)
+	}
+	s := &server{gatehouse: &gatehouse{base: startInProcess(b, "warn", database)}, client: benchClient(b),
+		chains: make([]string, n), access: make([]string, n)}
+	for i := range n {
+		if err := s.tokenSignup(context.Background(), i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+// parallelWorkers times op on RunParallel's goroutines, each with its own
+// index w below n (there are 4 × GOMAXPROCS with benchClient's
+// parallelism, so n = 4 × GOMAXPROCS gives each its own).
+func parallelWorkers(b *testing.B, n int, op func(ctx context.Context, w int) error) {
+	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		w := int(next.Add(1)-1) % n
 		for pb.Next() {
-			if _, err := call(context.Background(), c, http.MethodGet, base+"/v1/me", "gh_session=ghs_noop", nil, http.StatusOK); err != nil {
+			if err := op(context.Background(), w); err != nil {
 				b.Error(err)
 				return
 			}
 		}
+	})
+}
+
+// BenchmarkServerRefresh is POST /v1/token/refresh, every worker rotating
+// its own chain.
+func BenchmarkServerRefresh(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			n := 4 * runtime.GOMAXPROCS(0)
+			s := tokenServer(b, backend, n)
+			parallelWorkers(b, n, s.rotate)
+		})
+	}
+}
+
+// BenchmarkServerForwardAuth is GET /v1/forward-auth with a bearer token.
+func BenchmarkServerForwardAuth(b *testing.B) {
+	s := tokenServer(b, "sqlite", 1)
+	bearer := "Bearer " + s.access[0]
+	parallelWorkers(b, 1, func(ctx context.Context, _ int) error {
+		_, err := send(ctx, s.client, http.MethodGet, s.base+"/v1/forward-auth", "Authorization", bearer, nil, http.StatusOK, nil)
+		return err
 	})
 }

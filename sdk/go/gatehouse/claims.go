@@ -52,7 +52,7 @@ type rawClaims struct {
 	AuthTime  numericDate `json:"auth_time"`
 	ID        string      `json:"jti"`
 	SessionID string      `json:"sid"`
-	AMR       stringArray `json:"amr"`
+	AMR       []string    `json:"amr"`
 	ACR       string      `json:"acr"`
 	ClientID  string      `json:"client_id"`
 }
@@ -78,6 +78,9 @@ func decodeClaims(payload []byte) (*Claims, error) {
 	var r rawClaims
 	if err := josejson.Unmarshal(payload, &r); err != nil {
 		return nil, errors.New("malformed claims: " + claimsErrorReason(err))
+	}
+	if slices.Contains(r.AMR, "") { // also catches null elements
+		return nil, errors.New("malformed claims: empty string in amr")
 	}
 	return &Claims{
 		Issuer:    r.Issuer,
@@ -116,38 +119,31 @@ type claimError struct{ reason string }
 
 func (e *claimError) Error() string { return e.reason }
 
-// stringArray accepts only a JSON array of non-empty strings.
-type stringArray []string
-
-func (a *stringArray) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '[' {
-		return &claimError{"aud or amr is not an array of strings"}
-	}
-	var out []string
-	if err := josejson.Unmarshal(b, &out); err != nil {
-		return &claimError{"aud or amr is not an array of strings"}
-	}
-	if slices.Contains(out, "") {
-		// Also catches null elements, which decode as "".
-		return &claimError{"empty string in aud or amr"}
-	}
-	*a = out
-	return nil
-}
-
-// audience accepts a JSON string or an array of strings (RFC 7519 §4.1.3).
+// audience accepts a non-empty JSON string or an array of non-empty strings
+// (RFC 7519 §4.1.3).
 type audience []string
 
 func (a *audience) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
+	var out []string
+	switch {
+	case len(b) > 0 && b[0] == '"':
 		var s string
-		if err := josejson.Unmarshal(b, &s); err != nil || s == "" {
-			return &claimError{"aud is not a non-empty string"}
+		if err := josejson.Unmarshal(b, &s); err != nil {
+			return &claimError{"aud is not a string or an array of strings"}
 		}
-		*a = []string{s}
-		return nil
+		out = []string{s}
+	case len(b) > 0 && b[0] == '[':
+		if err := josejson.Unmarshal(b, &out); err != nil {
+			return &claimError{"aud is not a string or an array of strings"}
+		}
+	default:
+		return &claimError{"aud is not a string or an array of strings"}
 	}
-	return (*stringArray)(a).UnmarshalJSON(b)
+	if slices.Contains(out, "") { // also catches null elements
+		return &claimError{"empty string in aud"}
+	}
+	*a = out
+	return nil
 }
 
 // numericDate accepts only a non-negative JSON number of seconds since the
@@ -159,14 +155,20 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 		// Refuses null, strings, booleans, objects and negative numbers.
 		return &claimError{"a NumericDate claim is not a non-negative number"}
 	}
-	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+	// b is a JSON number token (the JSON decoder has validated it). The
+	// common case, a plain integer, is converted without allocating.
+	if len(b) <= 12 && isDigits(b) {
+		var n int64
+		for _, c := range b {
+			n = n*10 + int64(c-'0')
+		}
 		if n > maxNumericDate {
 			return &claimError{"a NumericDate claim is out of range"}
 		}
 		*d = numericDate(time.Unix(n, 0))
 		return nil
 	}
-	// Not a plain integer: the value must still be a valid JSON number.
+	// A fraction, an exponent, or too many digits.
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
 		return &claimError{"a NumericDate claim is out of range"}
@@ -174,4 +176,13 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	sec, frac := math.Modf(f)
 	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))
 	return nil
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }

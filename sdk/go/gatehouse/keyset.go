@@ -150,6 +150,9 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys == nil {
+		if s.lastErr == nil { // the fetch we waited for was not ours to report
+			return nil, errors.New("gatehouse: JWKS not loaded yet")
+		}
 		return nil, fmt.Errorf("gatehouse: JWKS unavailable: %w", s.lastErr)
 	}
 	return nil, ErrUnknownKey

@@ -156,15 +156,21 @@ func (f *RevocationFeed) Run(ctx context.Context) error {
 	}
 	defer f.running.Store(false)
 
-	for attempt := 0; ; attempt++ {
+	attempt := 0
+	for {
+		start := time.Now()
 		synced, err := f.follow(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if synced {
-			attempt = 0 // the connection worked; start the backoff afresh
+		if synced && time.Since(start) >= f.maxStaleness {
+			// The connection worked for a while: start the backoff afresh.
+			// (A server that sends a snapshot and drops the connection at
+			// once keeps backing off.)
+			attempt = 0
 		}
 		delay := f.backoff(attempt)
+		attempt++
 		f.log.Warn("gatehouse: revocation feed disconnected",
 			"url", f.url, "error", err, "retry_in", delay)
 		t := time.NewTimer(delay)
@@ -181,7 +187,7 @@ func (f *RevocationFeed) Run(ctx context.Context) error {
 // minBackoff up to maxBackoff.
 func (f *RevocationFeed) backoff(attempt int) time.Duration {
 	d := f.maxBackoff
-	if attempt < 30 {
+	if attempt >= 0 && attempt < 30 {
 		d = min(f.minBackoff<<attempt, f.maxBackoff)
 	}
 	return d/2 + rand.N(d/2+1)

@@ -171,9 +171,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err := v.checkRevocation(ctx, e.claims.SessionID); err != nil {
 		return nil, err
 	}
-	if v.cache != nil {
-		v.cache.put(id, e)
+	if v.cache == nil {
+		return e.claims, nil // nobody else holds these claims
 	}
+	v.cache.put(id, &e)
 	return e.claims.clone(), nil
 }
 
@@ -204,7 +205,7 @@ func (v *Verifier) verifyCached(ctx context.Context, id [sha256.Size]byte, e *ca
 }
 
 // verifyToken does everything except the revocation check.
-func (v *Verifier) verifyToken(ctx context.Context, token string, now time.Time) (*cacheEntry, error) {
+func (v *Verifier) verifyToken(ctx context.Context, token string, now time.Time) (cacheEntry, error) {
 	// Only the compact serialization is accepted: it carries exactly one
 	// signature and no unprotected header. ParseSignedCompact also enforces
 	// the algorithm allowlist, so "none", HS256 and anything else not in
@@ -212,30 +213,30 @@ func (v *Verifier) verifyToken(ctx context.Context, token string, now time.Time)
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, invalid("algorithm not allowed")
+			return cacheEntry{}, invalid("algorithm not allowed")
 		}
-		return nil, invalid("malformed JWS")
+		return cacheEntry{}, invalid("malformed JWS")
 	}
 	kid, alg, err := checkHeader(jws)
 	if err != nil {
-		return nil, invalid(err.Error())
+		return cacheEntry{}, invalid(err.Error())
 	}
 	key, err := v.lookupKey(ctx, kid)
 	if err != nil {
-		return nil, err
+		return cacheEntry{}, err
 	}
 	payload, pub, err := verifySignature(jws, key)
 	if err != nil {
-		return nil, invalid(err.Error())
+		return cacheEntry{}, invalid(err.Error())
 	}
 	claims, err := decodeClaims(payload)
 	if err != nil {
-		return nil, invalid(err.Error())
+		return cacheEntry{}, invalid(err.Error())
 	}
 	if err := v.checkClaims(claims, now); err != nil {
-		return nil, err
+		return cacheEntry{}, err
 	}
-	return &cacheEntry{claims: claims, kid: kid, alg: alg, pub: pub}, nil
+	return cacheEntry{claims: claims, kid: kid, alg: alg, pub: pub}, nil
 }
 
 func (v *Verifier) lookupKey(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
