@@ -152,12 +152,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	// the verifiers, with a margin for clock skew.
 	s.Revocations = revocation.NewSet(cfg.TokenLifetime()+time.Minute, opts.Now)
 	verifier, err := gatehouse.NewVerifier(gatehouse.VerifierConfig{
-		Issuer:      cfg.BaseURL(),
-		Audience:    cfg.Audience(),
-		Leeway:      config.VerifierLeeway,
-		Keys:        s.Keys,
-		Revocations: s.Revocations,
-		Now:         opts.Now,
+		Issuer:   cfg.BaseURL(),
+		Audience: cfg.Audience(),
+		Leeway:   config.VerifierLeeway,
+		// A token longer-lived than the current setting (issued before it
+		// was lowered) would outlive the revocation set's memory.
+		MaxTokenLifetime: cfg.AccessTokenTTL,
+		Keys:             s.Keys,
+		Revocations:      s.Revocations,
+		Now:              opts.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: token verifier: %w", err)
@@ -189,7 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Grace:           cfg.RefreshGrace,
 		Secure:          !cfg.Dev,
 	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Log: log})
-	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, Log: log}
+	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, MaxTokenLifetime: cfg.AccessTokenTTL, Log: log}
 	if cfg.Redis != "" {
 		feed.Healthy = s.eph.Ping
 	}

@@ -616,3 +616,19 @@ func TestAttackStepUpCannotExtendExpiredSession(t *testing.T) {
 		t.Fatalf("step-up on an expired session minted a token: %d %s", r.status, r.body)
 	}
 }
+
+// TestAttackLongTokenAfterTTLLowered: after the access-token lifetime is
+// lowered, the revocation set remembers revocations only that long; a
+// token issued under the old, longer lifetime is refused outright rather
+// than outliving the memory of its session's revocation.
+func TestAttackLongTokenAfterTTLLowered(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) { c.AccessTokenTTL = time.Hour })
+	ts := h.tokenUser("ttl@example.com", "native")
+	mustStatus(t, h.raw("GET", "/v1/forward-auth", "", "", bearer(ts.access)), http.StatusOK)
+	cfg := h.cfg
+	cfg.AccessTokenTTL = time.Minute
+	lowered := startHarness(t, cfg) // a replica (or restart) with the new setting
+	if r := lowered.raw("GET", "/v1/forward-auth", "", "", bearer(ts.access)); r.status != http.StatusUnauthorized {
+		t.Fatalf("hour-long token accepted under a one-minute TTL: %d", r.status)
+	}
+}

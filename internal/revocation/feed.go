@@ -13,11 +13,18 @@ import (
 
 // Feed streams the set to SDK verifiers as server-sent events:
 //
-//	event: snapshot   data: {"revoked":[{"sid":…,"until":unix}],"heartbeat":seconds}
-//	event: revoke     data: {"sid":…,"until":unix}
-//	event: heartbeat  data: {"at":unix}
+//	event: snapshot       data: {"revoked":[{"sid":…,"until":unix}],"heartbeat":seconds,"max_token_lifetime":seconds,"more":bool}
+//	event: snapshot-part  data: {"revoked":[…],"more":bool}
+//	event: revoke         data: {"sid":…,"until":unix}
+//	event: heartbeat      data: {"at":unix}
 //
-// The snapshot always comes first and replaces the client's set. Heartbeats
+// The snapshot always comes first, in chunks of at most snapshotChunk
+// entries (a snapshot event, then snapshot-part events until "more" is
+// false), and replaces the client's set once complete; chunking keeps each
+// event small however many sessions were revoked. max_token_lifetime is
+// the longest access-token lifetime the server accepts now: a client
+// refuses longer-lived tokens, whose revocations the set would forget
+// before they expire. Heartbeats
 // are sent only while Healthy reports this replica hears every revocation;
 // a client that hears nothing for its staleness bound fails closed.
 type Feed struct {
@@ -29,7 +36,9 @@ type Feed struct {
 	// MaxLifetime ends a stream after this long so clients rebalance
 	// across replicas; the client reconnects at once.
 	MaxLifetime time.Duration
-	Log         *slog.Logger
+	// MaxTokenLifetime is announced in the snapshot (the access-token TTL).
+	MaxTokenLifetime time.Duration
+	Log              *slog.Logger
 }
 
 type wireEntry struct {
@@ -68,15 +77,7 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx must not buffer the stream
 	w.WriteHeader(http.StatusOK)
 
-	entries := make([]wireEntry, len(snapshot))
-	for i, e := range snapshot {
-		entries[i] = toWire(e)
-	}
-	beat := int(f.Heartbeat / time.Second)
-	if beat < 1 {
-		beat = 1
-	}
-	if err := f.send(rc, w, "snapshot", map[string]any{"revoked": entries, "heartbeat": beat}); err != nil {
+	if err := f.sendSnapshot(rc, w, snapshot); err != nil {
 		return
 	}
 	ticker := time.NewTicker(f.Heartbeat)
@@ -111,6 +112,33 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// snapshotChunk bounds the entries of one snapshot event (~70 bytes each).
+const snapshotChunk = 1000
+
+func (f *Feed) sendSnapshot(rc *http.ResponseController, w http.ResponseWriter, snapshot []Entry) error {
+	beat := max(int(f.Heartbeat/time.Second), 1)
+	event := "snapshot"
+	for start := 0; ; start += snapshotChunk {
+		end := min(start+snapshotChunk, len(snapshot))
+		entries := make([]wireEntry, 0, end-start)
+		for _, e := range snapshot[start:end] {
+			entries = append(entries, toWire(e))
+		}
+		msg := map[string]any{"revoked": entries, "more": end < len(snapshot)}
+		if event == "snapshot" {
+			msg["heartbeat"] = beat
+			msg["max_token_lifetime"] = int64(f.MaxTokenLifetime / time.Second)
+		}
+		if err := f.send(rc, w, event, msg); err != nil {
+			return err
+		}
+		if end == len(snapshot) {
+			return nil
+		}
+		event = "snapshot-part"
 	}
 }
 

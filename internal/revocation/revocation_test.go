@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/sdk/go/gatehouse"
 )
 
 type clock struct {
@@ -238,5 +240,44 @@ func TestFeedRefusesWhileBusUnhealthy(t *testing.T) {
 	feed.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/revocations", nil))
 	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "snapshot") {
 		t.Fatalf("unhealthy feed answered %d %q: a snapshot would count as fresh", rec.Code, rec.Body.String())
+	}
+}
+
+// TestAttackMassRevocationDoesNotBlindSDKs: tens of thousands of recent
+// revocations (a burst of logouts, or an attacker revoking their own
+// sessions) still reach an SDK client, in snapshot parts small enough for
+// its event limit, instead of leaving every SDK failed-closed.
+func TestAttackMassRevocationDoesNotBlindSDKs(t *testing.T) {
+	set := NewSet(time.Hour, nil)
+	const n = 100_000
+	now := time.Now()
+	for i := range n {
+		set.Add(fmt.Sprintf("ses_%07d", i), now)
+	}
+	feed := &Feed{Set: set, Heartbeat: time.Second, MaxTokenLifetime: 10 * time.Minute, Log: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, secret, ok := r.BasicAuth(); !ok || id != "api" || secret != "secret" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		feed.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	client := gatehouse.NewRevocationFeed(srv.URL, "api", "secret", gatehouse.RevocationFeedOptions{Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = client.Run(ctx) }()
+	select {
+	case <-client.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the SDK never assembled the snapshot")
+	}
+	for _, sid := range []string{"ses_0000000", "ses_0050000", fmt.Sprintf("ses_%07d", n-1)} {
+		if r, err := client.Revoked(ctx, sid); err != nil || !r {
+			t.Fatalf("%s: revoked=%v err=%v", sid, r, err)
+		}
+	}
+	if client.MaxTokenLifetime() != 10*time.Minute {
+		t.Fatalf("max token lifetime %s", client.MaxTokenLifetime())
 	}
 }

@@ -85,6 +85,8 @@ type RevocationFeed struct {
 
 	mu        sync.RWMutex
 	revoked   map[string]int64 // session id → "until", unix seconds
+	pending   map[string]int64 // a snapshot still arriving in parts, or nil
+	maxLife   time.Duration    // the issuer's max_token_lifetime, 0 if not announced
 	synced    bool             // a snapshot was applied, with no protocol error since
 	lastEvent time.Time        // when the last event was applied
 	lastPrune time.Time
@@ -262,7 +264,7 @@ func (f *RevocationFeed) invalidate() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.synced = false
-	f.revoked = nil
+	f.revoked, f.pending = nil, nil
 }
 
 type revocationEntry struct {
@@ -284,36 +286,17 @@ func (f *RevocationFeed) apply(ev sseEvent, first bool) (bool, error) {
 		return false, fmt.Errorf("%w: first event is %q, not a snapshot", errProtocol, ev.name)
 	}
 	now := f.now()
+	if ev.name == "revoke" || ev.name == "heartbeat" {
+		f.mu.RLock()
+		partial := f.pending != nil
+		f.mu.RUnlock()
+		if partial {
+			return false, fmt.Errorf("%w: %q event inside a snapshot", errProtocol, ev.name)
+		}
+	}
 	switch ev.name {
-	case "snapshot":
-		var s struct {
-			Revoked   []revocationEntry `json:"revoked"`
-			Heartbeat int64             `json:"heartbeat"`
-		}
-		if err := json.Unmarshal(ev.data, &s); err != nil || s.Revoked == nil {
-			return false, fmt.Errorf("%w: malformed snapshot", errProtocol)
-		}
-		if len(s.Revoked) > maxRevokedSessions {
-			return false, fmt.Errorf("%w: snapshot has more than %d sessions", errProtocol, maxRevokedSessions)
-		}
-		set := make(map[string]int64, len(s.Revoked))
-		for _, e := range s.Revoked {
-			if err := e.check(); err != nil {
-				return false, err
-			}
-			if !expired(e.Until, now) {
-				set[e.SID] = max(set[e.SID], e.Until)
-			}
-		}
-		if hb := time.Duration(s.Heartbeat) * time.Second; hb >= f.maxStaleness {
-			f.log.Warn("gatehouse: the feed's heartbeat interval is not shorter than MaxStaleness; tokens will be refused intermittently",
-				"heartbeat", hb, "max_staleness", f.maxStaleness)
-		}
-		f.mu.Lock()
-		f.revoked, f.synced, f.lastEvent, f.lastPrune = set, true, now, now
-		f.mu.Unlock()
-		f.readyOnce.Do(func() { close(f.ready) })
-		return true, nil
+	case "snapshot", "snapshot-part":
+		return f.applySnapshot(ev, now)
 
 	case "revoke":
 		var e revocationEntry
@@ -355,6 +338,64 @@ func (f *RevocationFeed) apply(ev sseEvent, first bool) (bool, error) {
 	}
 	// Unknown event types are ignored (and are no sign of life).
 	return false, nil
+}
+
+// applySnapshot applies a snapshot event or one of its parts; the set is
+// replaced when the last part ("more": false) has arrived.
+func (f *RevocationFeed) applySnapshot(ev sseEvent, now time.Time) (bool, error) {
+	var s struct {
+		Revoked          []revocationEntry `json:"revoked"`
+		Heartbeat        int64             `json:"heartbeat"`
+		MaxTokenLifetime int64             `json:"max_token_lifetime"`
+		More             bool              `json:"more"`
+	}
+	if err := json.Unmarshal(ev.data, &s); err != nil || s.Revoked == nil || s.MaxTokenLifetime < 0 {
+		return false, fmt.Errorf("%w: malformed %s", errProtocol, ev.name)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	set := f.pending
+	switch {
+	case ev.name == "snapshot":
+		set = make(map[string]int64, len(s.Revoked))
+		if hb := time.Duration(s.Heartbeat) * time.Second; hb >= f.maxStaleness {
+			f.log.Warn("gatehouse: the feed's heartbeat interval is not shorter than MaxStaleness; tokens will be refused intermittently",
+				"heartbeat", hb, "max_staleness", f.maxStaleness)
+		}
+		f.maxLife = time.Duration(s.MaxTokenLifetime) * time.Second
+	case set == nil:
+		return false, fmt.Errorf("%w: snapshot-part without a snapshot", errProtocol)
+	}
+	if len(set)+len(s.Revoked) > maxRevokedSessions {
+		f.pending = nil
+		return false, fmt.Errorf("%w: snapshot has more than %d sessions", errProtocol, maxRevokedSessions)
+	}
+	for _, e := range s.Revoked {
+		if err := e.check(); err != nil {
+			f.pending = nil
+			return false, err
+		}
+		if !expired(e.Until, now) {
+			set[e.SID] = max(set[e.SID], e.Until)
+		}
+	}
+	f.lastEvent = now
+	if s.More {
+		f.pending = set
+		return true, nil
+	}
+	f.pending = nil
+	f.revoked, f.synced, f.lastPrune = set, true, now
+	f.readyOnce.Do(func() { close(f.ready) })
+	return true, nil
+}
+
+// MaxTokenLifetime is the issuer's announced bound on access-token
+// lifetimes (LifetimeBound), 0 before the first snapshot.
+func (f *RevocationFeed) MaxTokenLifetime() time.Duration {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.maxLife
 }
 
 // prune drops forgettable entries. f.mu must be held.

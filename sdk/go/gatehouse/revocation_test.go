@@ -410,16 +410,19 @@ func TestAttackFeedNonSnapshotFirst(t *testing.T) {
 func TestAttackFeedProtocolErrorFailsClosed(t *testing.T) {
 	until := newFakeClock().Now().Add(time.Hour).Unix()
 	for name, bad := range map[string]string{
-		"revoke not JSON":       "event: revoke\ndata: ses_x\n\n",
-		"revoke without sid":    "event: revoke\ndata: {\"until\":1}\n\n",
-		"revoke without until":  "event: revoke\ndata: {\"sid\":\"ses_x\"}\n\n",
-		"revoke until string":   "event: revoke\ndata: {\"sid\":\"ses_x\",\"until\":\"1\"}\n\n",
-		"revoke sid too long":   revokeEvent(strings.Repeat("s", maxSessionIDLength+1), until),
-		"heartbeat not JSON":    "event: heartbeat\ndata: x\n\n",
-		"snapshot without list": "event: snapshot\ndata: {\"heartbeat\":5}\n\n",
-		"snapshot list null":    "event: snapshot\ndata: {\"revoked\":null}\n\n",
-		"snapshot bad entry":    "event: snapshot\ndata: {\"revoked\":[{\"sid\":\"\",\"until\":5}]}\n\n",
-		"oversized event":       "event: revoke\ndata: " + strings.Repeat("x", maxEventSize+1) + "\n\n",
+		"revoke not JSON":        "event: revoke\ndata: ses_x\n\n",
+		"revoke without sid":     "event: revoke\ndata: {\"until\":1}\n\n",
+		"revoke without until":   "event: revoke\ndata: {\"sid\":\"ses_x\"}\n\n",
+		"revoke until string":    "event: revoke\ndata: {\"sid\":\"ses_x\",\"until\":\"1\"}\n\n",
+		"revoke sid too long":    revokeEvent(strings.Repeat("s", maxSessionIDLength+1), until),
+		"heartbeat not JSON":     "event: heartbeat\ndata: x\n\n",
+		"snapshot without list":  "event: snapshot\ndata: {\"heartbeat\":5}\n\n",
+		"snapshot list null":     "event: snapshot\ndata: {\"revoked\":null}\n\n",
+		"snapshot bad entry":     "event: snapshot\ndata: {\"revoked\":[{\"sid\":\"\",\"until\":5}]}\n\n",
+		"oversized event":        "event: revoke\ndata: " + strings.Repeat("x", maxEventSize+1) + "\n\n",
+		"part without snapshot":  "event: snapshot-part\ndata: {\"revoked\":[]}\n\n",
+		"revoke inside snapshot": "event: snapshot\ndata: {\"revoked\":[],\"more\":true}\n\n" + revokeEvent("ses_x", until),
+		"negative lifetime":      "event: snapshot\ndata: {\"revoked\":[],\"max_token_lifetime\":-1}\n\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()
@@ -497,5 +500,30 @@ func TestFeedBackoff(t *testing.T) {
 		if d < limit/2 || d > limit {
 			t.Fatalf("attempt %d: %v outside [%v, %v]", attempt, d, limit/2, limit)
 		}
+	}
+}
+
+// TestFeedSnapshotInParts: a large snapshot arrives in parts and replaces
+// the set only when complete; until then a fresh feed stays failed-closed.
+func TestFeedSnapshotInParts(t *testing.T) {
+	clock := newFakeClock()
+	until := clock.Now().Add(time.Hour).Unix()
+	srv := newFeedServer(t)
+	f := startFeed(t, srv, clock, RevocationFeedOptions{})
+	c := srv.accept(t)
+	c.send(t, "event: snapshot\ndata: {\"revoked\":["+entry("ses_a", until)+"],\"heartbeat\":5,\"max_token_lifetime\":600,\"more\":true}\n\n")
+	c.send(t, "event: snapshot-part\ndata: {\"revoked\":["+entry("ses_b", until)+"],\"more\":true}\n\n")
+	if isStale(f) == false {
+		t.Fatal("a partial snapshot made the feed fresh")
+	}
+	c.send(t, "event: snapshot-part\ndata: {\"revoked\":["+entry("ses_c", until)+"],\"more\":false}\n\n")
+	<-f.Ready()
+	for _, sid := range []string{"ses_a", "ses_b", "ses_c"} {
+		if !revoked(t, f, sid) {
+			t.Errorf("%s from the snapshot parts not revoked", sid)
+		}
+	}
+	if got := f.MaxTokenLifetime(); got != 10*time.Minute {
+		t.Errorf("MaxTokenLifetime %s, want 10m", got)
 	}
 }

@@ -70,6 +70,13 @@ type VerifierConfig struct {
 	// Revocations is consulted on every successful verification. Required:
 	// there is deliberately no way to turn revocation checking off.
 	Revocations RevocationChecker
+	// MaxTokenLifetime, if positive, refuses tokens whose exp - iat is
+	// longer. A revocation checker that knows the issuer's current bound
+	// (the RevocationFeed learns it from the server) tightens it further:
+	// the server forgets a revocation once every token it issues now has
+	// expired, so a longer-lived token issued under an older setting must
+	// not outlive that memory.
+	MaxTokenLifetime time.Duration
 	// CacheSize is the number of verified tokens remembered (default
 	// 10,000; negative disables the cache). A cache hit skips parsing and
 	// signature verification, but still checks expiry, that the signing key
@@ -87,8 +94,15 @@ type Verifier struct {
 	leeway      time.Duration
 	keys        KeySource
 	revocations RevocationChecker
+	maxLifetime time.Duration
 	now         func() time.Time
 	cache       *tokenCache // nil when disabled
+}
+
+// LifetimeBound is implemented by revocation checkers that know the
+// longest access-token lifetime the issuer currently accepts.
+type LifetimeBound interface {
+	MaxTokenLifetime() time.Duration
 }
 
 // NewVerifier checks cfg and returns a Verifier.
@@ -111,6 +125,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		leeway:      cfg.Leeway,
 		keys:        cfg.Keys,
 		revocations: cfg.Revocations,
+		maxLifetime: cfg.MaxTokenLifetime,
 		now:         cfg.Now,
 	}
 	if len(cfg.Algorithms) == 0 {
@@ -168,7 +183,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkRevocation(ctx, e.claims.SessionID); err != nil {
+	if err := v.checkRevocation(ctx, e.claims); err != nil {
 		return nil, err
 	}
 	if v.cache == nil {
@@ -198,7 +213,7 @@ func (v *Verifier) verifyCached(ctx context.Context, id [sha256.Size]byte, e *ca
 		v.cache.remove(id)
 		return nil, invalid("signing key has been replaced")
 	}
-	if err := v.checkRevocation(ctx, e.claims.SessionID); err != nil {
+	if err := v.checkRevocation(ctx, e.claims); err != nil {
 		return nil, err
 	}
 	return e.claims.clone(), nil
@@ -252,8 +267,19 @@ func (v *Verifier) lookupKey(ctx context.Context, kid string) (*jose.JSONWebKey,
 	return key, nil
 }
 
-func (v *Verifier) checkRevocation(ctx context.Context, sid string) error {
-	revoked, err := v.revocations.Revoked(ctx, sid)
+// checkRevocation asks the revocation checker about the token's session,
+// after refusing a token that would outlive the checker's memory.
+func (v *Verifier) checkRevocation(ctx context.Context, c *Claims) error {
+	limit := v.maxLifetime
+	if lb, ok := v.revocations.(LifetimeBound); ok {
+		if d := lb.MaxTokenLifetime(); d > 0 && (limit <= 0 || d < limit) {
+			limit = d
+		}
+	}
+	if limit > 0 && c.ExpiresAt.Sub(c.IssuedAt) > limit {
+		return invalid("token lifetime exceeds the issuer's maximum")
+	}
+	revoked, err := v.revocations.Revoked(ctx, c.SessionID)
 	if err != nil {
 		return fmt.Errorf("gatehouse: revocation check: %w", err)
 	}

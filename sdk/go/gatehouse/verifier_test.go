@@ -863,3 +863,17 @@ func TestStaticKeySet(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackTokenOutlivesIssuerLifetime: a token whose lifetime exceeds the
+// issuer's current bound (issued before the TTL was lowered) is refused,
+// since the revocation set forgets its session sooner than it expires.
+func TestAttackTokenOutlivesIssuerLifetime(t *testing.T) {
+	f := newFixture(t, func(c *VerifierConfig) { c.MaxTokenLifetime = 10 * time.Minute })
+	now := f.clock.Now()
+	long := f.claims().with("iat", now.Unix()).with("exp", now.Add(time.Hour).Unix())
+	mustReject(t, f.v, f.token(t, f.ed, long), ErrInvalidToken)
+	ok := f.claims().with("iat", now.Unix()).with("exp", now.Add(10*time.Minute).Unix())
+	if _, err := f.v.Verify(context.Background(), f.token(t, f.ed, ok)); err != nil {
+		t.Fatalf("a token within the bound: %v", err)
+	}
+}
