@@ -194,7 +194,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Log: log})
 	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, MaxTokenLifetime: cfg.AccessTokenTTL, Log: log}
 	if cfg.Redis != "" {
-		feed.Healthy = s.eph.Ping
+		// Revocations reach this replica over the bus, or at worst through
+		// the periodic store sync: while either works the set is current
+		// within the sync interval and the feed keeps its clients alive.
+		// With neither, heartbeats stop and SDK verifiers fail closed.
+		feed.Healthy = func(ctx context.Context) error {
+			err := s.eph.Ping(ctx)
+			if err != nil && s.Revocations.SyncedWithin(2*revocationSyncInterval) {
+				return nil
+			}
+			return err
+		}
 	}
 
 	thr := throttle.New(map[string]throttle.Rule{

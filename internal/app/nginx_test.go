@@ -78,7 +78,7 @@ func startNginx(t *testing.T, gatehouse, upstream string) string {
 func TestForwardAuthBehindNginx(t *testing.T) {
 	h := newHarness(t, "sqlite", nil)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "user=%s session=%s aal=%s", r.Header.Get("X-Gatehouse-User"), r.Header.Get("X-Gatehouse-Session"), r.Header.Get("X-Gatehouse-AAL"))
+		fmt.Fprintf(w, "user=%s session=%s aal=%s amr=%s", r.Header.Get("X-Gatehouse-User"), r.Header.Get("X-Gatehouse-Session"), r.Header.Get("X-Gatehouse-AAL"), r.Header.Get("X-Gatehouse-AMR"))
 	}))
 	defer upstream.Close()
 	proxy := startNginx(t, h.ts.URL, upstream.URL)
@@ -111,7 +111,7 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 	ts := h.tokenUser("edge@example.com", "native")
 	_, claims := jwtParts(t, ts.access)
 	code, body := get(bearer(ts.access))
-	want := fmt.Sprintf("user=%s session=%s aal=1", claims["sub"], claims["sid"])
+	want := fmt.Sprintf("user=%s session=%s aal=1 amr=pwd", claims["sub"], claims["sid"])
 	if code != http.StatusOK || body != want {
 		t.Fatalf("bearer through nginx: %d %q, want %q", code, body, want)
 	}
@@ -119,6 +119,7 @@ func TestForwardAuthBehindNginx(t *testing.T) {
 	// TestAttack: identity headers sent by the client are overwritten.
 	spoof := bearer(ts.access)
 	spoof["X-Gatehouse-User"] = "usr_admin"
+	spoof["X-Gatehouse-AMR"] = "hwk mfa"
 	if _, body := get(spoof); body != want {
 		t.Fatalf("client-supplied X-Gatehouse-User reached the upstream: %q", body)
 	}

@@ -1,11 +1,13 @@
 package app_test
 
 import (
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -630,5 +632,33 @@ func TestAttackLongTokenAfterTTLLowered(t *testing.T) {
 	lowered := startHarness(t, cfg) // a replica (or restart) with the new setting
 	if r := lowered.raw("GET", "/v1/forward-auth", "", "", bearer(ts.access)); r.status != http.StatusUnauthorized {
 		t.Fatalf("hour-long token accepted under a one-minute TTL: %d", r.status)
+	}
+}
+
+// TestAttackStoreCopyCannotWalkRefreshFamily: a copy of the store plus an
+// old refresh token must not lead to the live one. Each used token's
+// sealed successor opens only with that token, and is erased once the
+// grace window is over: after a few rotations only the newest used token
+// (still inside its window) keeps one.
+func TestAttackStoreCopyCannotWalkRefreshFamily(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	cur := h.tokenUser("walk@example.com", "native").refresh
+	for range 4 {
+		r := h.refreshNative(cur, uaCurl)
+		mustStatus(t, r, http.StatusOK)
+		cur = r.json(t)["refresh_token"].(string)
+		h.clock.Advance(11 * time.Second)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.cfg.DataDir, "gatehouse.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sealed int
+	if err := db.QueryRow("SELECT count(*) FROM refresh_tokens WHERE successor IS NOT NULL").Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if sealed != 1 {
+		t.Fatalf("%d used tokens still hold a sealed successor, want only the newest", sealed)
 	}
 }

@@ -41,6 +41,7 @@ type Set struct {
 	mu       sync.RWMutex
 	revoked  map[string]time.Time // session id → until
 	watchers map[chan Entry]struct{}
+	lastSync time.Time // of the last successful Sync
 }
 
 // NewSet returns an empty set that remembers each revocation for window
@@ -135,7 +136,19 @@ func (s *Set) Sync(ctx context.Context, src Source) error {
 		s.Add(r.SessionID, r.RevokedAt)
 	}
 	s.prune(now)
+	s.mu.Lock()
+	s.lastSync = now
+	s.mu.Unlock()
 	return nil
+}
+
+// SyncedWithin reports whether a Sync succeeded within d: then the set
+// lags the store by at most d even if the bus is down.
+func (s *Set) SyncedWithin(d time.Duration) bool {
+	s.mu.RLock()
+	last := s.lastSync
+	s.mu.RUnlock()
+	return !last.IsZero() && s.now().Sub(last) <= d
 }
 
 // Run syncs every interval until ctx is done, logging failures (the set

@@ -281,3 +281,25 @@ func TestAttackMassRevocationDoesNotBlindSDKs(t *testing.T) {
 		t.Fatalf("max token lifetime %s", client.MaxTokenLifetime())
 	}
 }
+
+func TestSyncedWithin(t *testing.T) {
+	c := newClock()
+	s := NewSet(time.Hour, c.Now)
+	if s.SyncedWithin(time.Minute) {
+		t.Fatal("never synced, yet reported synced")
+	}
+	if err := s.Sync(context.Background(), &fakeSource{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(30 * time.Second)
+	if !s.SyncedWithin(30 * time.Second) {
+		t.Fatal("a sync 30 s ago is not within 30 s")
+	}
+	c.Advance(time.Second)
+	if s.SyncedWithin(30 * time.Second) {
+		t.Fatal("a sync 31 s ago reported within 30 s")
+	}
+	if err := s.Sync(context.Background(), &fakeSource{err: errors.New("down")}); err == nil || s.SyncedWithin(30*time.Second) {
+		t.Fatal("a failed sync counted")
+	}
+}

@@ -156,6 +156,11 @@ type RefreshTokens interface {
 	// won), ErrNotFound if missing. Inside a transaction it locks the row
 	// until commit.
 	MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string, successor []byte) error
+	// ForgetRefreshSuccessors erases the sealed successors of the
+	// session's tokens used before usedBefore: past the grace window no
+	// one may open them, and a copy of the store together with an old
+	// token must not lead forward through the family to the live token.
+	ForgetRefreshSuccessors(ctx context.Context, sessionID string, usedBefore time.Time) error
 }
 
 // SigningKey is an access-token signing key. The private half is sealed

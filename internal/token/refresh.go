@@ -208,6 +208,11 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 			}
 			err = tx.RefreshTokens().MarkRefreshTokenUsed(ctx, t.ID, now, client, sealed)
 			if err == nil {
+				// Only tokens still inside the grace window keep a sealed
+				// successor: older ones could only serve to walk the family.
+				if err := tx.RefreshTokens().ForgetRefreshSuccessors(ctx, sess.ID, now.Add(-s.cfg.Grace)); err != nil {
+					return err
+				}
 				succ := s.newRefresh(sess, next, now)
 				if err := tx.RefreshTokens().CreateRefreshToken(ctx, succ); err != nil {
 					return err

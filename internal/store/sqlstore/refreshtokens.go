@@ -78,3 +78,13 @@ func (q *queries) MarkRefreshTokenUsed(ctx context.Context, id string, at time.T
 		return fmt.Errorf("sqlstore: mark refresh token used: already used: %w", store.ErrConflict)
 	}
 }
+
+// ForgetRefreshSuccessors implements store.RefreshTokens.
+func (q *queries) ForgetRefreshSuccessors(ctx context.Context, sessionID string, usedBefore time.Time) error {
+	_, err := q.exec(ctx, `UPDATE refresh_tokens SET successor = NULL
+		WHERE session_id = ? AND used_at < ? AND successor IS NOT NULL`, sessionID, q.t(usedBefore))
+	if err != nil {
+		return q.fail("forget refresh successors", err)
+	}
+	return nil
+}

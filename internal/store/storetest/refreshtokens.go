@@ -12,6 +12,7 @@ var refreshTokensTests = []storeTest{
 	{"CreateConflict", testCreateRefreshTokenConflict},
 	{"NotFound", testRefreshTokensNotFound},
 	{"MarkRefreshTokenUsed", testMarkRefreshTokenUsed},
+	{"ForgetRefreshSuccessors", testForgetRefreshSuccessors},
 }
 
 // newTokenSession creates user userID and a token session id of it.
@@ -158,4 +159,38 @@ func testMarkRefreshTokenUsed(t *testing.T, s store.Store) {
 			t.Errorf("token changed (-want +got):\n%s", d)
 		}
 	})
+}
+
+func testForgetRefreshSuccessors(t *testing.T, s store.Store) {
+	newTokenSession(t, s, "s1", "u1")
+	newTokenSession(t, s, "s2", "u2")
+	old := mustCreateRefreshToken(t, s, newRefreshToken("rt-old", "s1"))
+	recent := mustCreateRefreshToken(t, s, newRefreshToken("rt-recent", "s1"))
+	unused := mustCreateRefreshToken(t, s, newRefreshToken("rt-unused", "s1"))
+	other := mustCreateRefreshToken(t, s, newRefreshToken("rt-other", "s2"))
+	for _, u := range []struct {
+		rt *store.RefreshToken
+		at time.Time
+	}{{old, base}, {recent, base.Add(20 * time.Second)}, {other, base}} {
+		if err := s.RefreshTokens().MarkRefreshTokenUsed(t.Context(), u.rt.ID, u.at, "fp", []byte("sealed-"+u.rt.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RefreshTokens().ForgetRefreshSuccessors(t.Context(), "s1", base.Add(10*time.Second)); err != nil {
+		t.Fatalf("ForgetRefreshSuccessors: %v", err)
+	}
+	for _, tc := range []struct {
+		rt   *store.RefreshToken
+		want []byte
+	}{
+		{old, nil},                           // used before the cut: forgotten
+		{recent, []byte("sealed-rt-recent")}, // inside the window: kept
+		{unused, nil},                        // never had one
+		{other, []byte("sealed-rt-other")},   // another family: untouched
+	} {
+		got := mustRefreshToken(t, s, tc.rt.Hash)
+		if string(got.Successor) != string(tc.want) || got.UsedAt == nil && tc.rt != unused {
+			t.Errorf("%s: successor %q, want %q", tc.rt.ID, got.Successor, tc.want)
+		}
+	}
 }
