@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -49,6 +50,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("gatehouse: Config.Issuer must be an http(s) URL without credentials, query or fragment")
 	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		// Over cleartext, anyone on the path could swap the JWKS (and
+		// forge any token) or read the feed credential.
+		return nil, errors.New("gatehouse: Config.Issuer must use https (plain http is allowed for loopback addresses only)")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{CheckRedirect: refuseRedirects}
+	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		return nil, errors.New("gatehouse: Config.ClientID and Config.ClientSecret are required")
 	}
@@ -85,4 +94,18 @@ func (c *Client) Ready() <-chan struct{} { return c.feed.Ready() }
 // Middleware is Middleware(c.Verifier()).
 func (c *Client) Middleware(next http.Handler) http.Handler {
 	return Middleware(c.verifier)(next)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// refuseRedirects keeps the JWKS and the feed at the configured issuer: a
+// redirect (to another host, or from https to http) is an error.
+func refuseRedirects(*http.Request, []*http.Request) error {
+	return errors.New("gatehouse: redirects are not followed")
 }

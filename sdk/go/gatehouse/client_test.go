@@ -96,3 +96,18 @@ func TestNewConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestNewRefusesCleartextIssuer(t *testing.T) {
+	for _, issuer := range []string{"http://auth.example.com", "http://10.0.0.5:8080"} {
+		if _, err := New(context.Background(), Config{Issuer: issuer, Audience: "a", ClientID: "id", ClientSecret: "s"}); err == nil {
+			t.Errorf("%s accepted", issuer)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, issuer := range []string{"http://127.0.0.1:8080", "http://localhost:8080", "https://auth.example.com"} {
+		if _, err := New(ctx, Config{Issuer: issuer, Audience: "a", ClientID: "id", ClientSecret: "s", Logger: discardLogger()}); err != nil {
+			t.Errorf("%s refused: %v", issuer, err)
+		}
+	}
+}

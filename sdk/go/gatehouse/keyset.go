@@ -144,8 +144,11 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if k, _ := s.lookup(kid); k != nil {
-		return k, nil
+	if k, fresh := s.lookup(kid); k != nil {
+		if fresh || s.staleUsable() {
+			return k, nil
+		}
+		return nil, fmt.Errorf("gatehouse: JWKS could not be refreshed for %s past its max-age; refusing its keys", maxStaleKeys)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,6 +159,17 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 		return nil, fmt.Errorf("gatehouse: JWKS unavailable: %w", s.lastErr)
 	}
 	return nil, ErrUnknownKey
+}
+
+// maxStaleKeys bounds how long a set whose max-age has lapsed keeps being
+// used while refetching fails: a key the issuer withdrew (say, a stolen
+// one) must not stay trusted forever because the JWKS is unreachable.
+const maxStaleKeys = time.Hour
+
+func (s *RemoteKeySet) staleUsable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now().Before(s.expires.Add(maxStaleKeys))
 }
 
 // lookup returns a copy of the key with kid, if any, and whether the set is
@@ -254,9 +268,8 @@ func parseJWKS(body []byte) (map[string]*jose.JSONWebKey, error) {
 	for kid := range dups {
 		delete(keys, kid)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("JWKS: no usable EdDSA or ES256 signing key")
-	}
+	// A well-formed set without usable keys is authoritative: the issuer
+	// has withdrawn every key it had.
 	return keys, nil
 }
 

@@ -312,12 +312,12 @@ func TestRemoteKeySetUnavailable(t *testing.T) {
 	if err == nil || errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("err = %v; want a fetch error", err)
 	}
-	// An empty key set is a failure too, not "no keys".
+	// A well-formed empty set is authoritative: every key was withdrawn.
 	srv.set(func(s *jwksServer) { s.status = http.StatusOK })
 	srv.setBody([]byte(`{"keys":[]}`))
 	s = newTestKeySet(srv, newFakeClock())
-	if _, err := s.Key(context.Background(), "k1"); err == nil || errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("err = %v", err)
+	if _, err := s.Key(context.Background(), "k1"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err = %v, want ErrUnknownKey", err)
 	}
 }
 
@@ -356,5 +356,30 @@ func TestCacheMaxAge(t *testing.T) {
 		if got := cacheMaxAge(h); got != want {
 			t.Errorf("%q: %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestAttackWithdrawnKeyNotTrustedForeverWhenJWKSUnreachable: after the
+// max-age lapses, a set that cannot be refreshed is used for at most
+// maxStaleKeys; a withdrawn (say, stolen) key must not stay trusted because
+// the JWKS is down.
+func TestAttackWithdrawnKeyNotTrustedForeverWhenJWKSUnreachable(t *testing.T) {
+	clock := newFakeClock()
+	k := newEd25519Key(t, "k1")
+	srv := newJWKSServer(t, k.pub)
+	srv.set(func(s *jwksServer) { s.cacheControl = "public, max-age=60" })
+	s := newTestKeySet(srv, clock)
+	ctx := context.Background()
+	if _, err := s.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(func(s *jwksServer) { s.status = http.StatusServiceUnavailable })
+	clock.Advance(30 * time.Minute)
+	if _, err := s.Key(ctx, "k1"); err != nil {
+		t.Fatalf("within the stale bound: %v", err)
+	}
+	clock.Advance(31 * time.Minute)
+	if _, err := s.Key(ctx, "k1"); err == nil {
+		t.Fatal("key still trusted an hour after the JWKS max-age with every refetch failing")
 	}
 }

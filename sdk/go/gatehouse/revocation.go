@@ -22,9 +22,15 @@ const (
 	maxEventSize = 4 << 20
 	// maxRevokedSessions caps the revocation set. A feed that would exceed
 	// it is treated as broken (fail closed).
-	maxRevokedSessions = 1 << 20
-	// maxSessionIDLength caps a session id in the feed.
-	maxSessionIDLength = 256
+	// A snapshot being assembled counts too, so the two together stay
+	// within a few tens of MiB whatever the server sends.
+	maxRevokedSessions = 1 << 18
+	// maxSessionIDLength caps a session id in the feed (Gatehouse's are 30
+	// bytes).
+	maxSessionIDLength = 64
+	// maxUntil caps an entry's "until" (unix seconds, year ~2500), far
+	// from integer overflow in the expiry arithmetic.
+	maxUntil = 1 << 34
 
 	// revocationGrace is how long an entry is kept beyond its "until". The
 	// server sets "until" to when the session's last token expires, but a
@@ -273,7 +279,7 @@ type revocationEntry struct {
 }
 
 func (e revocationEntry) check() error {
-	if e.SID == "" || len(e.SID) > maxSessionIDLength || e.Until <= 0 {
+	if e.SID == "" || len(e.SID) > maxSessionIDLength || e.Until <= 0 || e.Until > maxUntil {
 		return fmt.Errorf("%w: malformed revocation entry", errProtocol)
 	}
 	return nil
@@ -318,7 +324,9 @@ func (f *RevocationFeed) apply(ev sseEvent, first bool) (bool, error) {
 			}
 		}
 		f.revoked[e.SID] = max(f.revoked[e.SID], e.Until)
-		f.lastEvent = now
+		// Not a sign of freshness: a server whose revocation source is
+		// unhealthy withholds heartbeats but may still relay revocations,
+		// and that silence must still fail closed.
 		return true, nil
 
 	case "heartbeat":
@@ -366,7 +374,7 @@ func (f *RevocationFeed) applySnapshot(ev sseEvent, now time.Time) (bool, error)
 	case set == nil:
 		return false, fmt.Errorf("%w: snapshot-part without a snapshot", errProtocol)
 	}
-	if len(set)+len(s.Revoked) > maxRevokedSessions {
+	if len(set)+len(s.Revoked)+len(f.revoked) > 2*maxRevokedSessions || len(set)+len(s.Revoked) > maxRevokedSessions {
 		f.pending = nil
 		return false, fmt.Errorf("%w: snapshot has more than %d sessions", errProtocol, maxRevokedSessions)
 	}
@@ -379,13 +387,14 @@ func (f *RevocationFeed) applySnapshot(ev sseEvent, now time.Time) (bool, error)
 			set[e.SID] = max(set[e.SID], e.Until)
 		}
 	}
-	f.lastEvent = now
 	if s.More {
+		// Freshness is counted from complete snapshots and heartbeats
+		// only: parts that never finish must not keep the old set alive.
 		f.pending = set
 		return true, nil
 	}
 	f.pending = nil
-	f.revoked, f.synced, f.lastPrune = set, true, now
+	f.revoked, f.synced, f.lastPrune, f.lastEvent = set, true, now, now
 	f.readyOnce.Do(func() { close(f.ready) })
 	return true, nil
 }

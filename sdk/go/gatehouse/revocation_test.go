@@ -422,6 +422,7 @@ func TestAttackFeedProtocolErrorFailsClosed(t *testing.T) {
 		"oversized event":        "event: revoke\ndata: " + strings.Repeat("x", maxEventSize+1) + "\n\n",
 		"part without snapshot":  "event: snapshot-part\ndata: {\"revoked\":[]}\n\n",
 		"revoke inside snapshot": "event: snapshot\ndata: {\"revoked\":[],\"more\":true}\n\n" + revokeEvent("ses_x", until),
+		"until overflows":        revokeEvent("ses_x", 1<<62),
 		"negative lifetime":      "event: snapshot\ndata: {\"revoked\":[],\"max_token_lifetime\":-1}\n\n",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -526,4 +527,40 @@ func TestFeedSnapshotInParts(t *testing.T) {
 	if got := f.MaxTokenLifetime(); got != 10*time.Minute {
 		t.Errorf("MaxTokenLifetime %s, want 10m", got)
 	}
+}
+
+// TestAttackRevocationsAloneDoNotKeepFeedFresh: a server whose revocation
+// source is unhealthy withholds heartbeats but may still relay some
+// revocations; those must not stand in for heartbeats.
+func TestAttackRevocationsAloneDoNotKeepFeedFresh(t *testing.T) {
+	clock := newFakeClock()
+	until := clock.Now().Add(time.Hour).Unix()
+	srv := newFeedServer(t)
+	f := startFeed(t, srv, clock, RevocationFeedOptions{})
+	c := srv.accept(t)
+	c.send(t, snapshot(5))
+	<-f.Ready()
+	for i := range 3 {
+		clock.Advance(6 * time.Second)
+		c.send(t, revokeEvent(fmt.Sprintf("ses_%d", i), until))
+	}
+	eventually(t, "fail closed", func() bool { return isStale(f) })
+}
+
+// TestAttackUnfinishedSnapshotDoesNotKeepFeedFresh: snapshot parts that
+// never complete must not keep an old set looking current.
+func TestAttackUnfinishedSnapshotDoesNotKeepFeedFresh(t *testing.T) {
+	clock := newFakeClock()
+	until := clock.Now().Add(time.Hour).Unix()
+	srv := newFeedServer(t)
+	f := startFeed(t, srv, clock, RevocationFeedOptions{})
+	c := srv.accept(t)
+	c.send(t, snapshot(5))
+	<-f.Ready()
+	c.send(t, "event: snapshot\ndata: {\"revoked\":["+entry("ses_gap", until)+"],\"more\":true}\n\n")
+	for range 3 {
+		clock.Advance(6 * time.Second)
+		c.send(t, "event: snapshot-part\ndata: {\"revoked\":[],\"more\":true}\n\n")
+	}
+	eventually(t, "fail closed", func() bool { return isStale(f) })
 }

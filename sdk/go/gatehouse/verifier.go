@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -169,6 +170,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large")
 	}
+	if !canonicalCompact(token) {
+		return nil, invalid("not a canonical compact JWS")
+	}
 	now := v.now()
 
 	var id [sha256.Size]byte
@@ -302,6 +306,7 @@ func (v *Verifier) checkClaims(c *Claims, now time.Time) error {
 		{"iat", !c.IssuedAt.IsZero()},
 		{"jti", c.ID != ""},
 		{"sid", c.SessionID != ""},
+		{"client_id", c.ClientID != ""}, // RFC 9068 §2.2
 	} {
 		if !m.present {
 			missing = append(missing, m.name)
@@ -444,4 +449,25 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 
 func invalid(reason string) error {
 	return fmt.Errorf("%w: %s", ErrInvalidToken, reason)
+}
+
+// canonicalCompact reports whether token is three strictly encoded
+// base64url segments: the alphabet only, no padding, no line breaks, and
+// zero trailing bits. go-jose's decoding is more lenient, which would let
+// one token be written as many different strings (each its own cache
+// entry, each defeating any list keyed on the token).
+func canonicalCompact(token string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(p); err != nil {
+			return false
+		}
+		if strings.ContainsAny(p, "\r\n") {
+			return false
+		}
+	}
+	return true
 }

@@ -66,8 +66,8 @@ func TestVerifyAcceptedVariants(t *testing.T) {
 		"aud as a string":        f.token(t, f.ed, f.claims().with("aud", testAudience)),
 		"typ AT+JWT":             signRaw(t, jose.EdDSA, f.ed.priv, header{"kid": "ed-1", "typ": "AT+JWT"}, mustJSON(t, f.claims())),
 		"typ application/at+jwt": signRaw(t, jose.EdDSA, f.ed.priv, header{"kid": "ed-1", "typ": "application/at+jwt"}, mustJSON(t, f.claims())),
-		"no nbf, amr, acr, auth_time, client_id": f.token(t, f.ed,
-			f.claims().without("nbf").without("amr").without("acr").without("auth_time").without("client_id")),
+		"no nbf, amr, acr, auth_time": f.token(t, f.ed,
+			f.claims().without("nbf").without("amr").without("acr").without("auth_time")),
 		"unknown claims are ignored":   f.token(t, f.ed, f.claims().with("scope", "a b").with("cnf", map[string]any{"x": 1})),
 		"exp within leeway":            f.token(t, f.ed, f.claims().with("exp", now.Add(-9*time.Second).Unix())),
 		"nbf within leeway":            f.token(t, f.ed, f.claims().with("nbf", now.Add(9*time.Second).Unix())),
@@ -421,6 +421,7 @@ func TestAttackClaims(t *testing.T) {
 		"aud number":              c.with("aud", 1),
 		"aud null":                c.with("aud", nil),
 		"missing iss":             c.without("iss"),
+		"missing client_id":       c.without("client_id"),
 		"missing sub":             c.without("sub"),
 		"missing aud":             c.without("aud"),
 		"missing exp":             c.without("exp"),
@@ -875,5 +876,36 @@ func TestAttackTokenOutlivesIssuerLifetime(t *testing.T) {
 	ok := f.claims().with("iat", now.Unix()).with("exp", now.Add(10*time.Minute).Unix())
 	if _, err := f.v.Verify(context.Background(), f.token(t, f.ed, ok)); err != nil {
 		t.Fatalf("a token within the bound: %v", err)
+	}
+}
+
+// TestAttackNonCanonicalEncoding: one token must have one spelling. Flipped
+// trailing bits or a line break would otherwise make a new cache entry
+// (and a new string for any list keyed on tokens) per variant.
+func TestAttackNonCanonicalEncoding(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(t, f.ed, f.claims())
+	if _, err := f.v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	flip := func(seg string) string {
+		// Change the last character to one with the same high bits but
+		// non-zero trailing bits (unused by the decoded bytes).
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		last := strings.IndexByte(alphabet, seg[len(seg)-1])
+		return seg[:len(seg)-1] + string(alphabet[last^1])
+	}
+	for name, variant := range map[string]string{
+		"header trailing bits":    flip(parts[0]) + "." + parts[1] + "." + parts[2],
+		"payload trailing bits":   parts[0] + "." + flip(parts[1]) + "." + parts[2],
+		"signature trailing bits": parts[0] + "." + parts[1] + "." + flip(parts[2]),
+		"line break":              parts[0] + "." + parts[1][:10] + "\n" + parts[1][10:] + "." + parts[2],
+		"padding":                 parts[0] + "." + parts[1] + "." + parts[2] + "==",
+		"four segments":           tok + ".x",
+	} {
+		if _, err := f.v.Verify(context.Background(), variant); err == nil {
+			t.Errorf("%s: variant accepted", name)
+		}
 	}
 }
