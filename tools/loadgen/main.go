@@ -19,6 +19,11 @@
 //     server verifies the JWT and checks its in-memory revocation set, no
 //     store read), divided by the same client, request (Authorization header
 //     included) and connection count against the no-op server. Target ≥ 0.6.
+//     Each connection repeats one token, which the server's verifier
+//     remembers after the first request; after the refresh scenario, a
+//     series for context cycles through every access token the rotations
+//     minted, more than the verifier remembers, so that most requests
+//     verify an Ed25519 signature.
 //  5. Refresh-token rotations. Closed-loop POST /v1/token/refresh with a
 //     JSON body by each -refresh-clients count of workers (default 1 and
 //     32), each worker its own token-mode account, session and rotation
@@ -28,8 +33,9 @@
 //     the same request shape (a POST with a JSON body of the same size) on
 //     the same number of connections.
 //
-// -scenarios selects among login (1 and 3), me (2), forward-auth (4) and
-// refresh (5); only what they need is started.
+// -scenarios selects among login (1 and 3), me (2), refresh (5) and
+// forward-auth (4), which run in that order; only what they need is
+// started.
 //
 // # Using the machine the same way
 //
@@ -48,7 +54,8 @@
 // A ratio is total operations of the series over total operations of its
 // baseline, over equal measured time, so slow drift and bursts of noise on a
 // shared machine hit both sides alike; the per-round ratios are reported as
-// a spread. CPU use of the measured process, of loadgen and of the rest of
+// a spread, and the per-round rates are listed, so that a drift (noise, or
+// a server slowing down as its tables grow) shows. CPU use of the measured process, of loadgen and of the rest of
 // the machine ("other", from /proc/stat) is reported per series, so noise
 // from other processes is visible. A CPU-normalized ratio (CPU per
 // operation of the baseline over that of the series, loadgen's share
@@ -1234,6 +1241,9 @@ type server struct {
 	// minted holds, per chain, the access tokens handed out (all valid for
 	// the whole run), up to maxMinted in all; nil: none are kept.
 	minted [][]string
+	// family counts the refresh tokens of each chain's session (the server
+	// keeps every one of them).
+	family []int
 	log    logSummary
 
 	rssFresh, rssIdle, rssPeak, hwmSignIn, rssAfter, hwmAfter int64
@@ -1241,9 +1251,24 @@ type server struct {
 
 func (s *server) label() string { return s.backend + " " + s.level }
 
-// slice is sliceOf for this server.
+// slice is sliceOf for this server; it fails once the server has exited.
 func (s *server) slice(o options, workers int, op func(ctx context.Context, w int) error) func(context.Context) (*phase, error) {
-	return sliceOf(o, workers, s.pid(), s.backend == "postgres", op)
+	run := sliceOf(o, workers, s.pid(), s.backend == "postgres", op)
+	return func(ctx context.Context) (*phase, error) {
+		p, err := run(ctx)
+		if err == nil {
+			err = s.exitErr()
+		}
+		return p, err
+	}
+}
+
+// exitErr describes the server's exit, if it has exited.
+func (s *server) exitErr() error {
+	if !s.exited() {
+		return nil
+	}
+	return fmt.Errorf("gatehouse [%s] exited during the run (%v; status 0 is a shutdown on SIGTERM or SIGINT)\n%s", s.label(), s.err, tail(s.logPath, 2048))
 }
 
 // tokenResponse is the part of a token-mode answer that loadgen uses.
@@ -1258,6 +1283,9 @@ func (s *server) keep(i int, t tokenResponse) error {
 		return errors.New("no access_token or refresh_token in the answer")
 	}
 	s.chains[i], s.access[i] = t.RefreshToken, t.AccessToken
+	if s.family != nil {
+		s.family[i]++
+	}
 	if s.minted != nil && len(s.minted[i]) < maxMinted/len(s.minted) {
 		s.minted[i] = append(s.minted[i], t.AccessToken)
 	}
@@ -1505,8 +1533,8 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 
 	for _, s := range rep.servers {
-		if s.exited() {
-			return rep, fmt.Errorf("gatehouse [%s] exited during the run: %v\n%s", s.label(), s.err, tail(s.logPath, 2048))
+		if err := s.exitErr(); err != nil {
+			return rep, err
 		}
 	}
 	for _, s := range rep.servers {
@@ -1534,7 +1562,7 @@ func startServer(ctx context.Context, o options, dir, backend, level string, coo
 	s := &server{gatehouse: g, backend: backend, level: level, dbName: dbName,
 		client: newClient(max(o.loginConcurrency, o.conns, slices.Max(o.refreshClients))),
 		creds:  make([][]byte, cookies), cookies: make([]string, cookies),
-		chains: make([]string, tokens), access: make([]string, tokens), minted: make([][]string, tokens)}
+		chains: make([]string, tokens), access: make([]string, tokens), minted: make([][]string, tokens), family: make([]int, tokens)}
 	for i := range s.creds {
 		s.creds[i] = credentials(i)
 	}
@@ -1671,7 +1699,7 @@ func (rep *report) print(out io.Writer) {
 	fmt.Fprintln(out)
 
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "series\trate\tcores\tother\tCPU/op (measured process)\tlatency p50 / p99 / max\terrors")
+	fmt.Fprintln(w, "series\trate\tper round\tcores\tother\tCPU/op (measured process)\tlatency p50 / p99 / max\terrors")
 	for _, g := range rep.groups {
 		for i, s := range g.series {
 			t := s.total()
@@ -1691,7 +1719,11 @@ func (rep *report) print(out io.Writer) {
 				cores += fmt.Sprintf(" + %.2f pg", t.CPU.DB/secs)
 				cpuOp += " + " + g.dur(perOp(t.CPU.DB)) + " pg"
 			}
-			fmt.Fprintf(w, "%s\t%s %s\t%s\t%.2f\t%s\t%s / %s / %s\t%d\n", s.name, rate(t.Rate()), unit, cores, t.CPU.Other()/secs,
+			var rounds []string
+			for _, p := range s.slices {
+				rounds = append(rounds, rate(p.Rate()))
+			}
+			fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%.2f\t%s\t%s / %s / %s\t%d\n", s.name, rate(t.Rate()), unit, strings.Join(rounds, " "), cores, t.CPU.Other()/secs,
 				cpuOp, g.dur(t.Pct(0.5)), g.dur(t.Pct(0.99)), g.dur(t.Pct(1)), t.Errs)
 		}
 	}
@@ -1744,6 +1776,9 @@ func (rep *report) print(out io.Writer) {
 		fmt.Fprintf(out, "server log [%s]: %d warn, %d error lines, %d responses with status 5xx", s.label(), l.warn, l.errs, l.status5xx)
 		if s.dbName != "" {
 			fmt.Fprintf(out, " (database %s)", s.dbName)
+		}
+		if len(s.family) > 0 {
+			fmt.Fprintf(out, "; longest refresh-token family %d tokens", slices.Max(s.family))
 		}
 		fmt.Fprintln(out)
 		if l.first != "" {

@@ -1,9 +1,11 @@
 package sqlstore_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -103,5 +105,35 @@ func TestSQLiteTwoHandlesConcurrentWrites(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestForgetRefreshSuccessorsUsesTheSealedIndex: the erase runs on every
+// rotation, so it must visit only the tokens still holding a sealed
+// successor (a partial index), never a long-lived family's whole history.
+func TestForgetRefreshSuccessorsUsesTheSealedIndex(t *testing.T) {
+	_, path := openSQLite(t)
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rows, err := raw.Query(`EXPLAIN QUERY PLAN UPDATE refresh_tokens SET successor = NULL
+		WHERE session_id = ? AND used_at < ? AND successor IS NOT NULL`, "s", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail + "\n")
+	}
+	if !strings.Contains(plan.String(), "refresh_tokens_sealed_idx") {
+		t.Fatalf("the erase does not use the sealed-successor index:\n%s", plan.String())
 	}
 }

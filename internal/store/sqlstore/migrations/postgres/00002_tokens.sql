@@ -21,6 +21,10 @@ CREATE TABLE refresh_tokens (
 
 CREATE UNIQUE INDEX refresh_tokens_hash_idx ON refresh_tokens (hash);
 CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
+-- ForgetRefreshSuccessors runs on every rotation: only the few tokens of a
+-- family that still hold a sealed successor may be visited, never the
+-- family's whole history.
+CREATE INDEX refresh_tokens_sealed_idx ON refresh_tokens (session_id) WHERE successor IS NOT NULL;
 
 -- public_jwk is text, not jsonb, so that the JSON is kept exactly as
 -- written; the check still parses it. id sorts bytewise (COLLATE "C"), as

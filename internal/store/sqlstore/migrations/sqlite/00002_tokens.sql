@@ -21,6 +21,10 @@ CREATE TABLE refresh_tokens (
 
 CREATE UNIQUE INDEX refresh_tokens_hash_idx ON refresh_tokens (hash);
 CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
+-- ForgetRefreshSuccessors runs on every rotation: only the few tokens of a
+-- family that still hold a sealed successor may be visited, never the
+-- family's whole history.
+CREATE INDEX refresh_tokens_sealed_idx ON refresh_tokens (session_id) WHERE successor IS NOT NULL;
 
 -- public_jwk keeps the JSON exactly as written; private_sealed is the
 -- private half sealed with key-encryption key version kek_version.
