@@ -229,7 +229,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 
 	s.Handler = httpx.Chain(problemFallback(mux),
 		httpx.RequestID,
-		httpx.AccessLog(log),
+		httpx.AccessLog(log, quietAccessLog),
 		httpx.SecurityHeaders(cfg.TLS()),
 		csrf.Handler,
 		s.Sessions.Authenticate,
@@ -322,6 +322,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		status = "degraded"
 	}
 	return httpx.WriteJSON(w, code, map[string]any{"status": status, "checks": checks})
+}
+
+// quietAccessLog logs allowed forward-auth sub-requests at debug: one per
+// request the proxy serves, which the proxy logs itself. Refusals stay at
+// info.
+func quietAccessLog(r *http.Request, status int) bool {
+	return status == http.StatusOK && r.URL.Path == "/v1/forward-auth"
 }
 
 // problemFallback renders the mux's own 404 and 405 answers as problems.

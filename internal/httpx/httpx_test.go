@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -129,7 +130,7 @@ func TestCheckString(t *testing.T) {
 func TestAccessLogRecoversPanics(t *testing.T) {
 	var logs strings.Builder
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	h := Chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("secret state") }), RequestID, AccessLog(log))
+	h := Chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("secret state") }), RequestID, AccessLog(log, nil))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"code":"internal_error"`) || strings.Contains(rec.Body.String(), "secret state") {
@@ -137,5 +138,23 @@ func TestAccessLogRecoversPanics(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panic in handler") || !strings.Contains(logs.String(), `"status":500`) {
 		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+func TestAccessLogQuietRequestsAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	quiet := func(r *http.Request, status int) bool { return r.URL.Path == "/quiet" && status == http.StatusOK }
+	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("deny") != "" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}), AccessLog(log, quiet))
+	for _, target := range []string{"/quiet", "/quiet?deny=1", "/loud"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", target, nil))
+	}
+	got := strings.Count(buf.String(), `"msg":"request"`)
+	if got != 2 || strings.Contains(buf.String(), `"path":"/quiet","status":200`) {
+		t.Fatalf("want the refusal and /loud at info only, got %d lines:\n%s", got, buf.String())
 	}
 }

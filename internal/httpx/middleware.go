@@ -115,7 +115,11 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // AccessLog logs one line per request: method, path (never the query, which
 // may carry tokens), status, duration, client IP and request id. Panics in
 // the handler are recovered into a 500 problem and logged.
-func AccessLog(log *slog.Logger) Middleware {
+//
+// quiet, if not nil, picks requests logged at debug instead of info: the
+// high-volume ones whose success says nothing (a proxy's forward-auth
+// sub-requests, which the proxy logs itself).
+func AccessLog(log *slog.Logger, quiet func(r *http.Request, status int) bool) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -131,10 +135,17 @@ func AccessLog(log *slog.Logger) Middleware {
 						problem.Write(sw, r, nil, problem.Internal)
 					}
 				}
-				if !log.Enabled(r.Context(), slog.LevelInfo) {
+				if sw.status == 0 {
+					sw.status = http.StatusOK // nothing written: net/http sends 200
+				}
+				level := slog.LevelInfo
+				if quiet != nil && quiet(r, sw.status) {
+					level = slog.LevelDebug
+				}
+				if !log.Enabled(r.Context(), level) {
 					return
 				}
-				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				log.LogAttrs(r.Context(), level, "request",
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
 					slog.Int("status", sw.status),
