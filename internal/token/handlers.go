@@ -106,28 +106,12 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	rt, err := s.DB.RefreshTokens().RefreshTokenByHash(ctx, presented.Hash())
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("token: logout: %w", err)
+	sid, uid, found, err := s.sessionOf(r.Context(), string(presented))
+	if err == nil && found {
+		err = s.endSession(r, sid, uid, session.ReasonLogout, audit.LoggedOut)
 	}
-	if rt != nil {
-		now := s.Sessions.Now()
-		err := s.DB.InTx(ctx, func(tx store.Tx) error {
-			sess, err := tx.Sessions().SessionByID(ctx, rt.SessionID)
-			if err != nil {
-				return err
-			}
-			was, err := tx.Sessions().RevokeSession(ctx, sess.ID, now, session.ReasonLogout)
-			if err != nil || !was {
-				return err
-			}
-			return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.LoggedOut, sess.UserID, sess.ID))
-		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("token: logout: %w", err)
-		}
-		s.Sessions.Revoked(ctx, rt.SessionID)
+	if err != nil {
+		return fmt.Errorf("token: logout: %w", err)
 	}
 	if channel == channelCookie {
 		s.clearCookie(w)
@@ -259,39 +243,54 @@ func (s *Service) sessionOf(ctx context.Context, tok string) (sid, uid string, o
 // and an access token's only handle is its session). The answer is 200
 // whether or not the token was valid.
 func (s *Service) oauthRevoke(w http.ResponseWriter, r *http.Request) {
-	form, bad := parseForm(w, r)
-	if bad != "" {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
+	tok, ok := s.tokenParam(w, r)
+	if !ok {
 		return
 	}
-	tok := form.Get("token")
-	if tok == "" {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required.")
-		return
+	sid, uid, found, err := s.sessionOf(r.Context(), tok)
+	if err == nil && found {
+		err = s.endSession(r, sid, uid, ReasonTokenRevoked, audit.TokenRevoked)
 	}
-	ctx := r.Context()
-	sid, uid, ok, err := s.sessionOf(ctx, tok)
 	if err != nil {
 		problem.Write(w, r, s.Log, fmt.Errorf("token: revoke: %w", err))
 		return
 	}
-	if ok {
-		now := s.Sessions.Now()
-		err := s.DB.InTx(ctx, func(tx store.Tx) error {
-			was, err := tx.Sessions().RevokeSession(ctx, sid, now, ReasonTokenRevoked)
-			if err != nil || !was {
-				return err
-			}
-			return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.TokenRevoked, uid, sid))
-		})
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			problem.Write(w, r, s.Log, fmt.Errorf("token: revoke: %w", err))
-			return
-		}
-		s.Sessions.Revoked(ctx, sid)
-	}
 	noStore(w)
 	w.WriteHeader(http.StatusOK)
+}
+
+// tokenParam reads the "token" parameter of a revocation or introspection
+// form, answering the RFC 6749 error itself when it is missing.
+func (s *Service) tokenParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	form, bad := parseForm(w, r)
+	if bad == "" && form.Get("token") == "" {
+		bad = "token is required."
+	}
+	if bad != "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
+		return "", false
+	}
+	return form.Get("token"), true
+}
+
+// endSession revokes session sid of user uid, records eventType in the
+// same transaction, and broadcasts the revocation. Ending an ended
+// session does nothing.
+func (s *Service) endSession(r *http.Request, sid, uid, reason, eventType string) error {
+	ctx := r.Context()
+	now := s.Sessions.Now()
+	err := s.DB.InTx(ctx, func(tx store.Tx) error {
+		was, err := tx.Sessions().RevokeSession(ctx, sid, now, reason)
+		if err != nil || !was {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, eventType, uid, sid))
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	s.Sessions.Revoked(ctx, sid)
+	return nil
 }
 
 // oauthIntrospect is RFC 7662 introspection for authenticated resource
@@ -299,14 +298,8 @@ func (s *Service) oauthRevoke(w http.ResponseWriter, r *http.Request) {
 // revocation set) and its session is still live in the store; a refresh
 // token if it is unused, unexpired and its session live.
 func (s *Service) oauthIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, bad := parseForm(w, r)
-	if bad != "" {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", bad)
-		return
-	}
-	tok := form.Get("token")
-	if tok == "" {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required.")
+	tok, ok := s.tokenParam(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
