@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -70,6 +72,30 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return q.r.QueryRowContext(ctx, q.d.rebind(query), args...)
+}
+
+// guardedUpdate runs an UPDATE of the row id of table whose WHERE clause
+// carries a precondition. It reports whether the row changed; a row that
+// does not exist at all is store.ErrNotFound (op names the operation in
+// errors), one whose precondition failed is (false, nil).
+func (q *queries) guardedUpdate(ctx context.Context, op, table, id, query string, args ...any) (bool, error) {
+	res, err := q.exec(ctx, query, args...)
+	if err != nil {
+		return false, q.fail(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, q.fail(op, err)
+	} else if n > 0 {
+		return true, nil
+	}
+	exists, err := q.existsAfterWrite(ctx, table, id)
+	switch {
+	case err != nil:
+		return false, q.fail(op, err)
+	case !exists:
+		return false, fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
+	}
+	return false, nil
 }
 
 // existsAfterWrite reports whether a row with id exists in table, read on

@@ -58,25 +58,13 @@ func (q *queries) RefreshTokenByHash(ctx context.Context, hash []byte) (*store.R
 // concurrent rotations of a token succeed. client is a fingerprint, not
 // client-supplied text, and is stored as is.
 func (q *queries) MarkRefreshTokenUsed(ctx context.Context, id string, at time.Time, client string, successor []byte) error {
-	res, err := q.exec(ctx, `UPDATE refresh_tokens SET used_at = ?, client = ?, successor = ?
-		WHERE id = ? AND used_at IS NULL`, q.t(at), client, successor, id)
-	if err != nil {
-		return q.fail("mark refresh token used", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return q.fail("mark refresh token used", err)
-	} else if n > 0 {
-		return nil
-	}
-	exists, err := q.existsAfterWrite(ctx, "refresh_tokens", id)
-	switch {
-	case err != nil:
-		return q.fail("mark refresh token used", err)
-	case !exists:
-		return fmt.Errorf("sqlstore: mark refresh token used: %w", store.ErrNotFound)
-	default:
+	changed, err := q.guardedUpdate(ctx, "mark refresh token used", "refresh_tokens", id,
+		`UPDATE refresh_tokens SET used_at = ?, client = ?, successor = ? WHERE id = ? AND used_at IS NULL`,
+		q.t(at), client, successor, id)
+	if err == nil && !changed {
 		return fmt.Errorf("sqlstore: mark refresh token used: already used: %w", store.ErrConflict)
 	}
+	return err
 }
 
 // ForgetRefreshSuccessors implements store.RefreshTokens.

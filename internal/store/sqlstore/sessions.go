@@ -121,25 +121,11 @@ func (q *queries) ListActiveSessions(ctx context.Context, userID string, now tim
 // TouchSession implements store.Sessions; ip and userAgent are stored
 // through cleanText.
 func (q *queries) TouchSession(ctx context.Context, id string, at time.Time, ip, userAgent string) error {
-	res, err := q.exec(ctx, `UPDATE sessions SET last_seen_at = ?, ip = ?, user_agent = ?
-		WHERE id = ? AND revoked_at IS NULL`, q.t(at), cleanText(ip), cleanText(userAgent), id)
-	if err != nil {
-		return q.fail("touch session", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return q.fail("touch session", err)
-	} else if n > 0 {
-		return nil
-	}
-	exists, err := q.existsAfterWrite(ctx, "sessions", id)
-	switch {
-	case err != nil:
-		return q.fail("touch session", err)
-	case !exists:
-		return fmt.Errorf("sqlstore: touch session: %w", store.ErrNotFound)
-	default:
-		return nil // revoked: nothing to record
-	}
+	// A revoked session (precondition failed) has nothing to record.
+	_, err := q.guardedUpdate(ctx, "touch session", "sessions", id,
+		`UPDATE sessions SET last_seen_at = ?, ip = ?, user_agent = ? WHERE id = ? AND revoked_at IS NULL`,
+		q.t(at), cleanText(ip), cleanText(userAgent), id)
+	return err
 }
 
 // RotateSessionToken implements store.Sessions. A new hash that another
@@ -164,25 +150,10 @@ func (q *queries) RotateSessionToken(ctx context.Context, id string, newHash []b
 // RevokeSession implements store.Sessions. Of concurrent revocations of one
 // session exactly one changes the row and reports true.
 func (q *queries) RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error) {
-	res, err := q.exec(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
-		WHERE id = ? AND revoked_at IS NULL`, q.t(at), reason, id)
-	if err != nil {
-		return false, q.fail("revoke session", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return false, q.fail("revoke session", err)
-	} else if n > 0 {
-		return true, nil
-	}
-	exists, err := q.existsAfterWrite(ctx, "sessions", id)
-	switch {
-	case err != nil:
-		return false, q.fail("revoke session", err)
-	case !exists:
-		return false, fmt.Errorf("sqlstore: revoke session: %w", store.ErrNotFound)
-	default:
-		return false, nil // already revoked
-	}
+	// Already revoked (precondition failed) reports false.
+	return q.guardedUpdate(ctx, "revoke session", "sessions", id,
+		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL`,
+		q.t(at), reason, id)
 }
 
 // RevokeUserSessions implements store.Sessions in one statement; the ids

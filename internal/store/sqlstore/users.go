@@ -64,23 +64,11 @@ func (q *queries) UserByEmailKey(ctx context.Context, emailKey string) (*store.U
 // concurrency the row lock (PostgreSQL) or the single writer (SQLite) lets
 // exactly one of several writers holding the same oldHash succeed.
 func (q *queries) SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error {
-	res, err := q.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`,
+	changed, err := q.guardedUpdate(ctx, "set password hash", "users", userID,
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`,
 		newHash, q.t(at), userID, oldHash)
-	if err != nil {
-		return q.fail("set password hash", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return q.fail("set password hash", err)
-	} else if n > 0 {
-		return nil
-	}
-	exists, err := q.existsAfterWrite(ctx, "users", userID)
-	switch {
-	case err != nil:
-		return q.fail("set password hash", err)
-	case !exists:
-		return fmt.Errorf("sqlstore: set password hash: %w", store.ErrNotFound)
-	default:
+	if err == nil && !changed {
 		return fmt.Errorf("sqlstore: set password hash: stored hash changed concurrently: %w", store.ErrConflict)
 	}
+	return err
 }
