@@ -5,6 +5,7 @@
 //	gatehouse users import   create users from JSON lines with imported password hashes
 //	gatehouse keys rotate    add an access-token signing key (published now, signing later)
 //	gatehouse keys list      list the signing keys and their state
+//	gatehouse outbox         list the messages of the dev outbox (no SMTP configured)
 //	gatehouse version        print the version
 //
 // Every flag can also be set with an environment variable GATEHOUSE_<NAME>
@@ -39,6 +40,7 @@ commands:
   users import   import users from JSON lines (file argument or stdin)
   keys rotate    add an access-token signing key (published now, signing later)
   keys list      list the access-token signing keys and their state
+  outbox         list e-mails and texts kept in the dev outbox (no SMTP configured)
   version        print the version
 
 Run "gatehouse <command> -h" for the flags of a command.
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return importUsers(ctx, args[2:], stdin, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr)
+	case "outbox":
+		return outboxCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

@@ -62,8 +62,30 @@ type Handler struct {
 	Throttle Throttler
 	// Tokens issues token-mode sessions ("mode": "token").
 	Tokens *token.Service
-	Log    *slog.Logger
+	// Notify sends the e-mails account events call for.
+	Notify Notifier
+	// RequireVerifiedEmail: sign-up answers the same whether or not the
+	// address is registered, and accounts sign in only once verified.
+	RequireVerifiedEmail bool
+	Log                  *slog.Logger
 }
+
+// Notifier sends the e-mails of account events, off the request path
+// (package verification). Each call only queues work.
+type Notifier interface {
+	// SignedUp sends u the verification of its address.
+	SignedUp(r *http.Request, u *store.User)
+	// SignupAttempted tells the owner of an existing account that someone
+	// tried to sign up with its address (enumeration-safe sign-up).
+	SignupAttempted(r *http.Request, u *store.User)
+	// PasswordChanged tells u its password was changed.
+	PasswordChanged(r *http.Request, u *store.User)
+}
+
+// ChangingPurposes are the verifications a password change or reset
+// retires: reset links, and confirmations of a new e-mail address (which
+// an intruder who knew the old password could have started).
+var ChangingPurposes = []string{store.PurposeRecovery, store.PurposeChangeEmail}
 
 // Register adds the account routes to mux.
 func (h *Handler) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
@@ -80,11 +102,13 @@ type UserView struct {
 	Email         string    `json:"email"`
 	Name          string    `json:"name"`
 	EmailVerified bool      `json:"email_verified"`
+	Phone         string    `json:"phone,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-func viewOf(u *store.User) UserView {
-	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+// ViewOf is the JSON form of u.
+func ViewOf(u *store.User) UserView {
+	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, Phone: u.Phone, CreatedAt: u.CreatedAt}
 }
 
 type signedIn struct {
@@ -102,7 +126,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if err := req.Delivery.check(); err != nil {
+	if err := req.Delivery.Check(); err != nil {
 		return err
 	}
 	email, err := requiredEmail(req.Email)
@@ -121,11 +145,16 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassSignupIP, ID: throttle.IPKey(httpx.ClientIP(r))}); d.Wait > 0 {
 		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
-	if existing, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+	existing, err := h.DB.Users().UserByEmailKey(ctx, email.Key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("account: signup: %w", err)
+	}
+	if h.RequireVerifiedEmail {
+		return h.signupVerified(w, r, existing, email, name, req.Password)
+	}
+	if existing != nil {
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.SignupEmailExists, existing.ID, ""))
 		return problem.EmailTaken
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("account: signup: %w", err)
 	}
 	hash, err := h.Hasher.Hash(ctx, req.Password)
 	if err != nil {
@@ -133,19 +162,19 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.Sessions.Now()
 	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	st := h.begin(r, u.ID, []string{"pwd"}, req.Delivery)
+	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().CreateUser(ctx, u); err != nil {
 			return err
 		}
-		if superseded, err = supersede(r, tx, now); err != nil {
+		if superseded, err = Supersede(r, tx, now); err != nil {
 			return err
 		}
-		if err := st.create(ctx, tx); err != nil {
+		if err := st.Create(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, st.event(audit.New(r, now, audit.SignedUp, u.ID, st.session.ID)))
+		return tx.Audit().AppendEvent(ctx, st.Event(audit.New(r, now, audit.SignedUp, u.ID, st.SessionID())))
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return problem.EmailTaken
@@ -156,7 +185,50 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if superseded != "" {
 		h.Sessions.Revoked(ctx, superseded)
 	}
-	return st.respond(w, http.StatusCreated, u)
+	h.Notify.SignedUp(r, u)
+	return st.Respond(w, http.StatusCreated, u)
+}
+
+// signupAccepted is the one answer of enumeration-safe sign-up.
+var signupAccepted = map[string]string{
+	"status":  "verification_required",
+	"message": "Check your e-mail to finish signing up.",
+}
+
+// signupVerified is sign-up when addresses must be verified first: the
+// answer, its status and its work (one password hash) are the same whether
+// or not the address is registered. A new account gets no session; its
+// owner signs in after following the verification e-mail. The owner of an
+// existing account is told someone tried.
+func (h *Handler) signupVerified(w http.ResponseWriter, r *http.Request, existing *store.User, email Email, name, pw string) error {
+	ctx := r.Context()
+	hash, err := h.Hasher.Hash(ctx, pw)
+	if err != nil {
+		return hashProblem(err)
+	}
+	now := h.Sessions.Now()
+	if existing != nil {
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, now, audit.SignupEmailExists, existing.ID, ""))
+		h.Notify.SignupAttempted(r, existing)
+		return httpx.WriteJSON(w, http.StatusAccepted, signupAccepted)
+	}
+	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	err = h.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Users().CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.SignedUp, u.ID, ""))
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// A concurrent sign-up won the address: answer as for a
+		// registered one.
+		return httpx.WriteJSON(w, http.StatusAccepted, signupAccepted)
+	}
+	if err != nil {
+		return fmt.Errorf("account: signup: %w", err)
+	}
+	h.Notify.SignedUp(r, u)
+	return httpx.WriteJSON(w, http.StatusAccepted, signupAccepted)
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
@@ -168,7 +240,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if err := req.Delivery.check(); err != nil {
+	if err := req.Delivery.Check(); err != nil {
 		return err
 	}
 	email, err := requiredEmail(req.Email)
@@ -216,20 +288,24 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.Throttle.Reset(ctx, accountKey)
+	if h.RequireVerifiedEmail && !u.EmailVerified {
+		// Only the password's holder learns this.
+		return problem.EmailUnverified
+	}
 	now := h.Sessions.Now()
-	st := h.begin(r, u.ID, []string{"pwd"}, req.Delivery)
+	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
 			return err
 		}
-		if superseded, err = supersede(r, tx, now); err != nil {
+		if superseded, err = Supersede(r, tx, now); err != nil {
 			return err
 		}
-		if err := st.create(ctx, tx); err != nil {
+		if err := st.Create(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, st.event(audit.New(r, now, audit.LoginSucceeded, u.ID, st.session.ID)))
+		return tx.Audit().AppendEvent(ctx, st.Event(audit.New(r, now, audit.LoginSucceeded, u.ID, st.SessionID())))
 	})
 	if errors.Is(err, errPasswordChanged) {
 		return problem.InvalidCredentials
@@ -240,7 +316,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if superseded != "" {
 		h.Sessions.Revoked(ctx, superseded)
 	}
-	return st.respond(w, http.StatusOK, u)
+	return st.Respond(w, http.StatusOK, u)
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
@@ -248,7 +324,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, p *session.Principa
 	if err != nil {
 		return err
 	}
-	return httpx.WriteJSON(w, http.StatusOK, signedIn{viewOf(&p.User), h.Sessions.ViewOf(&p.Session, true)})
+	return httpx.WriteJSON(w, http.StatusOK, signedIn{ViewOf(&p.User), h.Sessions.ViewOf(&p.Session, true)})
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
@@ -269,7 +345,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	if !p.Bearer {
 		d = Delivery{Client: req.Client}
 	}
-	if err := d.check(); err != nil {
+	if err := d.Check(); err != nil {
 		return err
 	}
 	if err := h.Sessions.RequireFresh(p); err != nil {
@@ -287,13 +363,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	if _, err := h.verifyStepUp(r, u, req.CurrentPassword, p.Session.ID); err != nil {
 		return err
 	}
-	email, _ := ParseEmail(u.Email)
-	if err := h.checkPolicy(req.NewPassword, email, u.Name); err != nil {
-		return err
-	}
-	hash, err := h.Hasher.Hash(ctx, req.NewPassword)
+	hash, err := h.NewPasswordHash(ctx, u, req.NewPassword)
 	if err != nil {
-		return hashProblem(err)
+		return err
 	}
 	now := h.Sessions.Now()
 	// The caller keeps a session, but not its old credential: a cookie
@@ -302,12 +374,12 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	// cookie or refresh token dies with the old password.
 	var (
 		secret id.Secret
-		st     *start
+		st     *Start
 		except = p.Session.ID
 	)
 	if p.Bearer {
 		except = ""
-		st = h.begin(r, u.ID, []string{"pwd"}, d)
+		st = h.Begin(r, u.ID, []string{"pwd"}, d)
 	} else {
 		secret = id.NewSecret(session.TokenPrefix)
 	}
@@ -319,12 +391,15 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, except, now, session.ReasonPasswordChanged); err != nil {
 			return err
 		}
+		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, ChangingPurposes...); err != nil {
+			return err
+		}
 		current := p.Session.ID
 		if st != nil {
-			if err := st.create(ctx, tx); err != nil {
+			if err := st.Create(ctx, tx); err != nil {
 				return err
 			}
-			current = st.session.ID
+			current = st.SessionID()
 		} else if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
 			return err
 		}
@@ -341,8 +416,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		return fmt.Errorf("account: change password: %w", err)
 	}
 	h.Sessions.Revoked(ctx, revoked...)
+	h.Notify.PasswordChanged(r, u)
 	if st != nil {
-		return st.respond(w, http.StatusOK, u)
+		return st.Respond(w, http.StatusOK, u)
 	}
 	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies under the old secret
 	h.Sessions.SetCookie(w, secret, p.Session.ExpiresAt)
@@ -415,10 +491,10 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
 }
 
-// supersede revokes the session the browser already had, if any: a new
+// Supersede revokes the session the browser already had, if any: a new
 // sign-in replaces it and never promotes it (fixation). It returns the id to
 // invalidate after commit, or "".
-func supersede(r *http.Request, tx store.Tx, now time.Time) (string, error) {
+func Supersede(r *http.Request, tx store.Tx, now time.Time) (string, error) {
 	prev, ok := session.FromContext(r.Context())
 	if !ok {
 		return "", nil
@@ -501,6 +577,23 @@ func (h *Handler) confirmPassword(ctx context.Context, tx store.Tx, r *http.Requ
 		return err
 	}
 	return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.PasswordRehashed, u.ID, ""))
+}
+
+// NewPasswordHash checks pw against the password policy for u (its
+// address and name are context words) and hashes it.
+func (h *Handler) NewPasswordHash(ctx context.Context, u *store.User, pw string) (string, error) {
+	if len(pw) > maxPasswordBytes {
+		return "", problem.InvalidField.WithDetail("The password is too long.").With("field", "new_password")
+	}
+	email, _ := ParseEmail(u.Email)
+	if err := h.checkPolicy(pw, email, u.Name); err != nil {
+		return "", err
+	}
+	hash, err := h.Hasher.Hash(ctx, pw)
+	if err != nil {
+		return "", hashProblem(err)
+	}
+	return hash, nil
 }
 
 func (h *Handler) checkPolicy(pw string, email Email, name string) error {

@@ -19,7 +19,8 @@ type Delivery struct {
 	Client string `json:"client"`
 }
 
-func (d Delivery) check() error {
+// Check validates the delivery fields of a request.
+func (d Delivery) Check() error {
 	switch d.Mode {
 	case "", "cookie":
 		if d.Client != "" {
@@ -39,33 +40,36 @@ func (d Delivery) check() error {
 
 func (d Delivery) token() bool { return d.Mode == "token" }
 
-// start is a session about to be created by a sign-in or sign-up: built
-// before the transaction, stored inside it, handed out after commit.
-type start struct {
+// Start is a session about to be created by a sign-in or sign-up: built
+// before the transaction, stored inside it (Create), handed out after
+// commit (Respond).
+type Start struct {
 	session *store.Session
 	d       Delivery
 	create  func(ctx context.Context, tx store.Tx) error
 	respond func(w http.ResponseWriter, status int, u *store.User) error
 }
 
-func (h *Handler) begin(r *http.Request, userID string, amr []string, d Delivery) *start {
+// Begin prepares the session of a sign-in by userID with the methods amr,
+// delivered as d asks.
+func (h *Handler) Begin(r *http.Request, userID string, amr []string, d Delivery) *Start {
 	if d.token() {
 		client := d.Client
 		if client == "" {
 			client = token.ClientBrowser
 		}
 		g := h.Tokens.Begin(r, userID, amr, client)
-		return &start{
+		return &Start{
 			session: g.Session,
 			d:       d,
 			create:  g.Create,
 			respond: func(w http.ResponseWriter, status int, u *store.User) error {
-				return h.Tokens.Respond(w, status, g, map[string]any{"user": viewOf(u), "session": h.Sessions.ViewOf(g.Session, true)})
+				return h.Tokens.Respond(w, status, g, map[string]any{"user": ViewOf(u), "session": h.Sessions.ViewOf(g.Session, true)})
 			},
 		}
 	}
 	s, secret := h.Sessions.New(r, userID, amr)
-	return &start{
+	return &Start{
 		session: s,
 		d:       d,
 		create: func(ctx context.Context, tx store.Tx) error {
@@ -73,13 +77,24 @@ func (h *Handler) begin(r *http.Request, userID string, amr []string, d Delivery
 		},
 		respond: func(w http.ResponseWriter, status int, u *store.User) error {
 			h.Sessions.SetCookie(w, secret, s.ExpiresAt)
-			return httpx.WriteJSON(w, status, signedIn{viewOf(u), h.Sessions.ViewOf(s, true)})
+			return httpx.WriteJSON(w, status, signedIn{ViewOf(u), h.Sessions.ViewOf(s, true)})
 		},
 	}
 }
 
-// event records the delivery mode on the sign-in's audit event.
-func (st *start) event(e *store.Event) *store.Event {
+// SessionID is the id of the session to be created.
+func (st *Start) SessionID() string { return st.session.ID }
+
+// Create stores the session inside tx.
+func (st *Start) Create(ctx context.Context, tx store.Tx) error { return st.create(ctx, tx) }
+
+// Respond hands the committed session to the client.
+func (st *Start) Respond(w http.ResponseWriter, status int, u *store.User) error {
+	return st.respond(w, status, u)
+}
+
+// Event records the delivery mode on the sign-in's audit event.
+func (st *Start) Event(e *store.Event) *store.Event {
 	if st.d.token() {
 		audit.With(e, "mode", "token")
 	}

@@ -6,6 +6,8 @@ package app
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,18 +19,24 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/dispatch"
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/mail"
+	"github.com/gatehouse-auth/gatehouse/internal/outbox"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/revocation"
 	"github.com/gatehouse-auth/gatehouse/internal/secrets"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/signing"
+	"github.com/gatehouse-auth/gatehouse/internal/sms"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 	"github.com/gatehouse-auth/gatehouse/internal/token"
+	"github.com/gatehouse-auth/gatehouse/internal/ui"
+	"github.com/gatehouse-auth/gatehouse/internal/verification"
 	"github.com/gatehouse-auth/gatehouse/sdk/go/gatehouse"
 )
 
@@ -47,6 +55,7 @@ type Server struct {
 	cfg    config.Config
 	log    *slog.Logger
 	eph    ephemeral.Store
+	jobs   *dispatch.Queue
 	stop   context.CancelFunc
 	closed bool
 }
@@ -208,17 +217,54 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 
 	thr := throttle.New(map[string]throttle.Rule{
-		account.ClassLoginIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
-		account.ClassLoginAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
-		account.ClassReauth:       {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
-		account.ClassSignupIP:     {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow},
+		account.ClassLoginIP:          {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
+		account.ClassLoginAccount:     {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		account.ClassReauth:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		account.ClassSignupIP:         {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow},
+		verification.ClassSendAddress: {Limit: cfg.MessagesPerAddress, Window: cfg.MessageWindow},
+		verification.ClassSendIP:      {Limit: cfg.MessagesPerIP, Window: cfg.MessageWindow},
+		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
+		verification.ClassCodeAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 	}, s.eph, local, log)
 
-	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Tokens: tokens, Log: log}
+	s.jobs = dispatch.New(dispatch.Config{}, log)
+	s.jobs.Start(runCtx)
+	mailer, texter, err := senders(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	mails, err := mail.NewTemplates(cfg.ProductName, cfg.BaseURL())
+	if err != nil {
+		return nil, fmt.Errorf("app: mail templates: %w", err)
+	}
+	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Tokens: tokens, RequireVerifiedEmail: cfg.RequireVerifiedEmail, Log: log}
+	verifications := verification.New(verification.Config{
+		BaseURL:        cfg.BaseURL(),
+		Product:        cfg.ProductName,
+		VerifyEmailTTL: cfg.VerifyEmailTTL,
+		RecoveryTTL:    cfg.RecoveryTTL,
+		MagicLinkTTL:   cfg.MagicLinkTTL,
+		OTPTTL:         cfg.OTPTTL,
+		SameBrowser:    cfg.MagicLinkSameBrowser,
+		PhoneRegion:    cfg.SMSDefaultRegion,
+		Secure:         !cfg.Dev,
+	}, verification.Deps{
+		DB: db, Accounts: accounts, Sessions: s.Sessions, Throttle: thr, Queue: s.jobs,
+		Mail: mailer, Mails: mails, SMS: texter,
+		CodeKey: hkdfKey(peppers[len(peppers)-1].Key, "gatehouse one-time codes v1"),
+		Log:     log,
+	})
+	accounts.Notify = verifications
+	pages, err := ui.New(cfg.ProductName)
+	if err != nil {
+		return nil, err
+	}
 
 	adapt := func(h httpx.HandlerFunc) http.Handler { return httpx.Adapt(log, h) }
 	mux := http.NewServeMux()
 	accounts.Register(mux, adapt)
+	verifications.Register(mux, adapt)
+	pages.Register(mux)
 	s.Sessions.Register(mux, adapt)
 	tokens.Register(mux, adapt)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.Keys.ServeJWKS)
@@ -267,12 +313,68 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close releases the store and the ephemeral state.
+// senders builds the e-mail and SMS senders. Without an SMTP server (or an
+// SMS provider) a loopback deployment — a laptop — writes messages to the
+// log and the dev outbox; config validation refuses anything else without
+// a real e-mail sender. SMS stays off (nil) outside a laptop until a
+// provider is configured.
+func senders(cfg *config.Config, log *slog.Logger) (mail.Sender, sms.Sender, error) {
+	dev := outbox.Open(cfg.DataDir)
+	var mailer mail.Sender = mail.NewOutboxSender(dev, log)
+	if cfg.SMTPURL != "" {
+		smtp, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, From: cfg.MailFrom})
+		if err != nil {
+			return nil, nil, fmt.Errorf("app: --smtp-url: %w", err)
+		}
+		mailer = smtp
+	} else {
+		log.Warn("no --smtp-url: e-mails go to the log and the dev outbox (gatehouse outbox)")
+	}
+	var texter sms.Sender
+	switch cfg.SMSProvider {
+	case "twilio":
+		t, err := sms.NewTwilio(sms.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.SMSFrom, BaseURL: cfg.TwilioBaseURL})
+		if err != nil {
+			return nil, nil, fmt.Errorf("app: twilio: %w", err)
+		}
+		texter = t
+	case "webhook":
+		wh, err := sms.NewWebhook(sms.WebhookConfig{URL: cfg.SMSWebhookURL, Secret: cfg.SMSWebhookSecret})
+		if err != nil {
+			return nil, nil, fmt.Errorf("app: sms webhook: %w", err)
+		}
+		texter = wh
+	default:
+		if cfg.Local() {
+			texter = sms.NewOutboxSender(dev, log)
+		}
+	}
+	return mailer, texter, nil
+}
+
+// hkdfKey derives a 256-bit key for one purpose from a server secret.
+func hkdfKey(secret []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, purpose, 32)
+	if err != nil {
+		panic(fmt.Sprintf("app: hkdf: %v", err)) // only for lengths HKDF cannot produce
+	}
+	return k
+}
+
+// Close drains the message queue, then releases the store and the
+// ephemeral state.
 func (s *Server) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	if s.jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.jobs.Drain(ctx); err != nil {
+			s.log.Warn("messages still queued at shutdown were dropped", slog.Any("error", err))
+		}
+		cancel()
+	}
 	if s.stop != nil {
 		s.stop()
 	}

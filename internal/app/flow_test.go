@@ -24,6 +24,9 @@ func TestSignupLoginSessionsLogoutFlow(t *testing.T) {
 			t.Fatal("sign-up did not set a session cookie")
 		}
 		mustStatus(t, a.do("GET", "/v1/me", nil), http.StatusOK)
+		// The verification e-mail is sent off the request path; once it
+		// has arrived its audit event is written.
+		h.nextMail("alice@example.com")
 
 		// A second device signs in with a differently cased address.
 		b := h.client()
@@ -81,7 +84,7 @@ func TestSignupLoginSessionsLogoutFlow(t *testing.T) {
 		for _, e := range r.json(t)["events"].([]any) {
 			types = append(types, e.(map[string]any)["type"].(string))
 		}
-		want := []string{"login.succeeded", "session.logged_out", "session.revoked", "login.succeeded", "user.signed_up"}
+		want := []string{"login.succeeded", "session.logged_out", "session.revoked", "login.succeeded", "verification.sent", "user.signed_up"}
 		if strings.Join(types, ",") != strings.Join(want, ",") {
 			t.Errorf("activity = %v, want %v", types, want)
 		}
@@ -102,6 +105,7 @@ func TestSignupEmailTakenIs409(t *testing.T) {
 func TestActivityPaginationAndIsolation(t *testing.T) {
 	h := newHarness(t, "sqlite", nil)
 	a := h.newUser("carol@example.com")
+	h.nextMail("carol@example.com") // its verification.sent event is written by then
 	for range 4 {
 		mustStatus(t, h.client().login("carol@example.com", goodPassword), http.StatusOK)
 	}
@@ -126,17 +130,18 @@ func TestActivityPaginationAndIsolation(t *testing.T) {
 		}
 		next = strconv.FormatInt(int64(nb), 10)
 	}
-	if len(ids) != 5 {
-		t.Fatalf("paged through %d events, want 5 (sign-up + 4 sign-ins)", len(ids))
+	if len(ids) != 6 {
+		t.Fatalf("paged through %d events, want 6 (sign-up, verification sent, 4 sign-ins)", len(ids))
 	}
 	for i := 1; i < len(ids); i++ {
 		if ids[i] >= ids[i-1] {
 			t.Fatalf("events not newest first: %v", ids)
 		}
 	}
+	h.nextMail("dave@example.com")
 	r := other.do("GET", "/v1/activity", nil)
-	if n := len(r.json(t)["events"].([]any)); n != 1 {
-		t.Errorf("another user sees %d events, want only their own 1", n)
+	if n := len(r.json(t)["events"].([]any)); n != 2 {
+		t.Errorf("another user sees %d events, want only their own 2 (sign-up, verification sent)", n)
 	}
 	for _, bad := range []string{"?limit=0", "?limit=101", "?limit=x", "?before=-1"} {
 		if r := a.do("GET", "/v1/activity"+bad, nil); r.status != http.StatusBadRequest {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral/ephemeraltest"
+	"github.com/gatehouse-auth/gatehouse/internal/mail/mailtest"
 	"github.com/gatehouse-auth/gatehouse/internal/testutil"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", to inspect the store's file
@@ -48,6 +50,12 @@ type harness struct {
 	clock *ephemeraltest.Clock
 	logs  *syncBuffer
 	cfg   config.Config
+	// smtp is the real SMTP server the harness's e-mail goes to, unless
+	// the test configured its own.
+	smtp *mailtest.Server
+	// read counts the messages each recipient has had taken by nextMail.
+	readMu sync.Mutex
+	read   map[string]int
 }
 
 // backends lists the deployments every end-to-end test runs against:
@@ -82,7 +90,13 @@ func startHarness(t testing.TB, cfg config.Config) *harness {
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + ts.Listener.Addr().String()
 	}
-	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, cfg: cfg}
+	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, read: map[string]int{}}
+	if cfg.SMTPURL == "" {
+		h.smtp = mailtest.NewServer(t)
+		cfg.SMTPURL = h.smtp.URL()
+		cfg.MailFrom = "Gatehouse <auth@gatehouse.test>"
+	}
+	h.cfg = cfg
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := app.New(context.Background(), cfg, log, app.Options{Now: h.clock.Now})
 	if err != nil {
@@ -235,4 +249,70 @@ func queryCount(h *harness, eventType string, n *int) error {
 	}
 	defer db.Close()
 	return db.QueryRow("SELECT count(*) FROM audit_events WHERE type = ?", eventType).Scan(n)
+}
+
+// nextMail waits for the next e-mail to the address that this test has not
+// taken yet, as delivered to the real SMTP server.
+func (h *harness) nextMail(to string) mailtest.Received {
+	h.t.Helper()
+	h.readMu.Lock()
+	n := h.read[to]
+	h.read[to] = n + 1
+	h.readMu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var mine []mailtest.Received
+		for _, m := range h.smtp.Messages() {
+			for _, rcpt := range m.To {
+				if strings.EqualFold(rcpt, to) {
+					mine = append(mine, m)
+				}
+			}
+		}
+		if len(mine) > n {
+			return mine[n]
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no e-mail #%d to %s within 10s (have %d)", n+1, to, len(mine))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mailCount is how many e-mails the address has received so far.
+func (h *harness) mailCount(to string) int {
+	n := 0
+	for _, m := range h.smtp.Messages() {
+		for _, rcpt := range m.To {
+			if strings.EqualFold(rcpt, to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+var (
+	linkTokenRE = regexp.MustCompile(`#token=(ghl_[A-Za-z0-9_-]+)`)
+	codeRE      = regexp.MustCompile(`\b(\d{6})\b`)
+)
+
+// linkToken is the link secret in an e-mail's plain-text body.
+func linkToken(t testing.TB, m mailtest.Received) string {
+	t.Helper()
+	sub := linkTokenRE.FindStringSubmatch(m.Text)
+	if sub == nil {
+		t.Fatalf("no link token in e-mail %q:\n%s", m.Subject, m.Text)
+	}
+	return sub[1]
+}
+
+// mailCode is the one-time code in an e-mail's plain-text body.
+func mailCode(t testing.TB, m mailtest.Received) string {
+	t.Helper()
+	sub := codeRE.FindStringSubmatch(m.Text)
+	if sub == nil {
+		t.Fatalf("no code in e-mail %q:\n%s", m.Subject, m.Text)
+	}
+	return sub[1]
 }

@@ -39,6 +39,21 @@ const (
 	RefreshReused = "refresh_token.reused"
 	// TokenRevoked: a client revoked a token (RFC 7009); its session ended.
 	TokenRevoked = "token.revoked"
+	// VerificationSent: a link or code was sent (details: purpose,
+	// channel, message_id).
+	VerificationSent = "verification.sent"
+	// VerificationFailed: a wrong one-time code (details: purpose,
+	// attempts); the code dies at the limit.
+	VerificationFailed = "verification.failed"
+	// NoticeSent: an e-mail that needs no answer was sent (details: kind,
+	// message_id): password changed, address changed, sign-up attempted.
+	NoticeSent           = "notice.sent"
+	EmailVerified        = "email.verified"
+	EmailChangeRequested = "email.change_requested"
+	EmailChanged         = "email.changed"
+	PasswordReset        = "password.reset"
+	PhoneVerified        = "phone.verified"
+	PhoneRemoved         = "phone.removed"
 )
 
 // New builds an event of type typ from the request: time, client IP and

@@ -67,8 +67,46 @@ type Config struct {
 	// introspect tokens and read the revocation feed.
 	ResourceServers []string
 
+	// Messages. Without SMTPURL (and on a loopback public URL only) e-mail
+	// goes to the log and the dev outbox.
+	SMTPURL     string // smtp://user:pass@host:port or smtps://…
+	MailFrom    string // From address of every e-mail
+	ProductName string // shown in e-mails and pages
+	// SMSProvider is "" (SMS codes off; the dev outbox on a loopback
+	// public URL), "twilio" or "webhook".
+	SMSProvider      string
+	TwilioAccountSID string
+	TwilioAuthToken  string
+	TwilioBaseURL    string // "" = https://api.twilio.com
+	SMSFrom          string // Twilio sender number or Messaging Service SID
+	SMSWebhookURL    string
+	SMSWebhookSecret string
+	// SMSDefaultRegion is the region of national phone numbers ("US");
+	// "" requires international numbers.
+	SMSDefaultRegion string
+
+	// RequireVerifiedEmail makes sign-up enumeration-safe: it answers the
+	// same whether or not the address is registered, and an account can
+	// sign in only once its address is verified.
+	RequireVerifiedEmail bool
+	VerifyEmailTTL       time.Duration
+	RecoveryTTL          time.Duration
+	MagicLinkTTL         time.Duration
+	OTPTTL               time.Duration
+	// MagicLinkSameBrowser binds a magic link to the browser that asked for
+	// it.
+	MagicLinkSameBrowser bool
+	// Messages sent per address (or number) and per client IP per
+	// MessageWindow.
+	MessagesPerAddress int64
+	MessagesPerIP      int64
+	MessageWindow      time.Duration
+
 	ShutdownTimeout time.Duration
 }
+
+// MaxRecoveryTTL bounds the password-reset link lifetime.
+const MaxRecoveryTTL = time.Hour
 
 // KeyReloadInterval is how often a replica re-reads the signing keys.
 const KeyReloadInterval = time.Minute
@@ -108,6 +146,14 @@ func Default() Config {
 		SigningAlgorithm:        "EdDSA",
 		KeyPublishDelay:         15 * time.Minute,
 		JWKSMaxAge:              5 * time.Minute,
+		ProductName:             "Gatehouse",
+		VerifyEmailTTL:          24 * time.Hour,
+		RecoveryTTL:             15 * time.Minute,
+		MagicLinkTTL:            15 * time.Minute,
+		OTPTTL:                  10 * time.Minute,
+		MessagesPerAddress:      5,
+		MessagesPerIP:           30,
+		MessageWindow:           time.Hour,
 	}
 }
 
@@ -185,6 +231,26 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.RefreshIdleTimeout, "refresh-idle-timeout", c.RefreshIdleTimeout, "a refresh token unused this long expires")
 	fs.DurationVar(&c.RefreshLifetime, "refresh-lifetime", c.RefreshLifetime, "absolute lifetime of a token-mode session (its refresh-token family)")
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "window in which the same client re-presenting a rotated refresh token gets the same successor (0 = none)")
+	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "SMTP server for e-mail: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465; empty = the dev outbox (loopback public URL only); prefer the environment variable")
+	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "From address of e-mails, e.g. \"Example <auth@example.com>\" (required with --smtp-url)")
+	fs.StringVar(&c.ProductName, "product-name", c.ProductName, "product name shown in e-mails and pages")
+	fs.StringVar(&c.SMSProvider, "sms-provider", c.SMSProvider, "SMS sender: twilio or webhook; empty = SMS codes off (dev outbox on a loopback public URL)")
+	fs.StringVar(&c.TwilioAccountSID, "twilio-account-sid", c.TwilioAccountSID, "Twilio account SID")
+	fs.StringVar(&c.TwilioAuthToken, "twilio-auth-token", c.TwilioAuthToken, "Twilio auth token (prefer the environment variable)")
+	fs.StringVar(&c.TwilioBaseURL, "twilio-base-url", c.TwilioBaseURL, "base URL of a Twilio-compatible API (default https://api.twilio.com)")
+	fs.StringVar(&c.SMSFrom, "sms-from", c.SMSFrom, "Twilio sender: an E.164 number or a Messaging Service SID")
+	fs.StringVar(&c.SMSWebhookURL, "sms-webhook-url", c.SMSWebhookURL, "URL that receives signed SMS requests (--sms-provider webhook)")
+	fs.StringVar(&c.SMSWebhookSecret, "sms-webhook-secret", c.SMSWebhookSecret, "HMAC secret of the SMS webhook, at least 32 characters (prefer the environment variable)")
+	fs.StringVar(&c.SMSDefaultRegion, "sms-default-region", c.SMSDefaultRegion, "region of national phone numbers, e.g. US; empty = international numbers only")
+	fs.BoolVar(&c.RequireVerifiedEmail, "require-verified-email", c.RequireVerifiedEmail, "sign-up answers the same for new and registered addresses, and accounts sign in only after verifying their address")
+	fs.DurationVar(&c.VerifyEmailTTL, "verify-email-ttl", c.VerifyEmailTTL, "lifetime of e-mail verification links and codes")
+	fs.DurationVar(&c.RecoveryTTL, "recovery-ttl", c.RecoveryTTL, "lifetime of password-reset links (at most 1h)")
+	fs.DurationVar(&c.MagicLinkTTL, "magic-link-ttl", c.MagicLinkTTL, "lifetime of magic sign-in links (at most 1h)")
+	fs.DurationVar(&c.OTPTTL, "otp-ttl", c.OTPTTL, "lifetime of one-time sign-in codes (at most 15m)")
+	fs.BoolVar(&c.MagicLinkSameBrowser, "magic-link-same-browser", c.MagicLinkSameBrowser, "a magic link signs in only the browser that asked for it")
+	fs.Int64Var(&c.MessagesPerAddress, "messages-per-address", c.MessagesPerAddress, "e-mails or texts sent per address or number per --message-window")
+	fs.Int64Var(&c.MessagesPerIP, "messages-per-ip", c.MessagesPerIP, "e-mails or texts requested per client IP per --message-window")
+	fs.DurationVar(&c.MessageWindow, "message-window", c.MessageWindow, "window of the message limits")
 	fs.Var(commaList{&c.ResourceServers}, "resource-servers", "comma-separated id:secret credentials of APIs allowed to introspect tokens and read the revocation feed (secrets of at least 32 characters; prefer the environment variable)")
 }
 
@@ -291,6 +357,9 @@ func (c *Config) Validate() error {
 			break
 		}
 	}
+	if err := c.validateMessages(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -312,6 +381,57 @@ func (c *Config) ValidateKeys() error {
 		errs = append(errs, fmt.Errorf("--key-publish-delay must be at least --jwks-max-age plus %s, so every verifier has a new key before it signs", KeyReloadInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// validateMessages checks the e-mail and SMS settings. A public URL that is
+// not loopback means real users: e-mail must go through a real sender.
+func (c *Config) validateMessages() error {
+	var errs []error
+	if c.SMTPURL == "" && !c.Local() {
+		errs = append(errs, errors.New("--smtp-url is required when --public-url is not a loopback address: the dev outbox is for laptops"))
+	}
+	if c.SMTPURL != "" && c.MailFrom == "" {
+		errs = append(errs, errors.New("--mail-from is required with --smtp-url"))
+	}
+	switch c.SMSProvider {
+	case "":
+	case "twilio":
+		if c.TwilioAccountSID == "" || c.TwilioAuthToken == "" || c.SMSFrom == "" {
+			errs = append(errs, errors.New("--sms-provider twilio needs --twilio-account-sid, --twilio-auth-token and --sms-from"))
+		}
+	case "webhook":
+		if c.SMSWebhookURL == "" || c.SMSWebhookSecret == "" {
+			errs = append(errs, errors.New("--sms-provider webhook needs --sms-webhook-url and --sms-webhook-secret"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--sms-provider must be empty, twilio or webhook, got %q", c.SMSProvider))
+	}
+	if strings.TrimSpace(c.ProductName) == "" || len(c.ProductName) > 64 {
+		errs = append(errs, errors.New("--product-name must be 1..64 characters"))
+	}
+	if c.VerifyEmailTTL < time.Hour || c.VerifyEmailTTL > 7*24*time.Hour {
+		errs = append(errs, errors.New("--verify-email-ttl must be between 1h and 168h"))
+	}
+	if c.RecoveryTTL < time.Minute || c.RecoveryTTL > MaxRecoveryTTL {
+		errs = append(errs, fmt.Errorf("--recovery-ttl must be between 1m and %s", MaxRecoveryTTL))
+	}
+	if c.MagicLinkTTL < time.Minute || c.MagicLinkTTL > time.Hour {
+		errs = append(errs, errors.New("--magic-link-ttl must be between 1m and 1h"))
+	}
+	if c.OTPTTL < time.Minute || c.OTPTTL > 15*time.Minute {
+		errs = append(errs, errors.New("--otp-ttl must be between 1m and 15m"))
+	}
+	if c.MessagesPerAddress <= 0 || c.MessagesPerIP <= 0 || c.MessageWindow <= 0 {
+		errs = append(errs, errors.New("message limits and window must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Local reports whether the public URL is a loopback address: a laptop,
+// where the dev outbox may stand in for real senders.
+func (c *Config) Local() bool {
+	u, err := url.Parse(c.BaseURL())
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // TokenLifetime is how long an access token can verify anywhere after it

@@ -23,6 +23,8 @@ const (
 	ReasonRevokedByUser   = "revoked_by_user"
 	ReasonPasswordChanged = "password_changed"
 	ReasonSuperseded      = "superseded"
+	ReasonPasswordReset   = "password_reset"
+	ReasonEmailChanged    = "email_changed"
 )
 
 // Register adds the device-control routes to mux.

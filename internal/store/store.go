@@ -30,8 +30,12 @@ type User struct {
 	Name          string
 	PasswordHash  string // PHC/MCF string; never logged
 	EmailVerified bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Phone is the user's verified phone number in E.164 form ("" if none),
+	// unique across users. An unverified number is never stored here: it
+	// waits in its Verification's Target until the code comes back.
+	Phone     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Users stores accounts.
@@ -52,6 +56,24 @@ type Users interface {
 	// has not changed, and locks the row against a concurrent change until
 	// commit.
 	SetPasswordHash(ctx context.Context, userID, oldHash, newHash string, at time.Time) error
+	// MarkEmailVerified sets EmailVerified, but only while the user's
+	// EmailKey is still emailKey (the address the proof was sent to):
+	// ErrConflict if it changed, ErrNotFound if the user does not exist.
+	// Already verified is not an error.
+	MarkEmailVerified(ctx context.Context, userID, emailKey string, at time.Time) error
+	// ChangeEmail replaces the address (compare-and-set on the current
+	// EmailKey being oldEmailKey) and marks it verified: the change is
+	// made only once the new address has proved itself. ErrConflict if the
+	// current key is no longer oldEmailKey or newEmailKey belongs to another
+	// user; ErrNotFound if the user does not exist.
+	ChangeEmail(ctx context.Context, userID, oldEmailKey, newEmail, newEmailKey string, at time.Time) error
+	// SetPhone sets (or, with "", clears) the user's verified phone number.
+	// ErrConflict if another user has it, ErrNotFound if the user does not
+	// exist.
+	SetPhone(ctx context.Context, userID, phone string, at time.Time) error
+	// UserByPhone looks a user up by verified E.164 number; ErrNotFound if
+	// none.
+	UserByPhone(ctx context.Context, phone string) (*User, error)
 }
 
 // Session kinds: how the device holds its credential.
@@ -163,6 +185,80 @@ type RefreshTokens interface {
 	ForgetRefreshSuccessors(ctx context.Context, sessionID string, usedBefore time.Time) error
 }
 
+// Verification purposes: what a proof of control of an address is for.
+const (
+	PurposeVerifyEmail = "verify_email" // confirm the account's e-mail address
+	PurposeRecovery    = "recovery"     // password reset
+	PurposeMagicLink   = "magic_link"   // sign in by e-mailed link
+	PurposeEmailOTP    = "email_otp"    // sign in by e-mailed code
+	PurposeSMSOTP      = "sms_otp"      // sign in by texted code
+	PurposeVerifyPhone = "verify_phone" // add a phone number
+	PurposeChangeEmail = "change_email" // confirm a new e-mail address
+)
+
+// Verification is one outstanding proof of control of an e-mail address or
+// phone number: a link secret, a short code, or both (e-mail verification
+// sends a link and a code for mobile). Only hashes are stored. It is single
+// use: UsedAt is set when it is consumed, when too many wrong codes kill it,
+// and when a newer one of the same user and purpose replaces it.
+type Verification struct {
+	ID      string
+	UserID  string
+	Purpose string // one of the Purpose constants
+	// LinkHash is the SHA-256 of the link secret; nil for a code only.
+	LinkHash []byte
+	// CodeHash is the keyed hash of the one-time code; nil for a link only.
+	CodeHash []byte
+	// Target is the address or number the proof was sent to: the new
+	// address of a change of e-mail, the number being verified, otherwise
+	// the user's address at the time.
+	Target string
+	// SessionID is the session that asked for it, when one did (the change
+	// of e-mail keeps that session and revokes the others); "" otherwise.
+	SessionID string
+	// Binding is the hash of a nonce held by the browser that asked (a
+	// magic link bound to that browser); nil when unbound.
+	Binding   []byte
+	Attempts  int // wrong codes so far
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Verifications stores outstanding proofs of control.
+type Verifications interface {
+	// CreateVerification inserts v and retires (sets UsedAt on) every other
+	// unused verification of the same user and purpose: a newer link or
+	// code replaces the older ones. ErrConflict on a duplicate ID or
+	// LinkHash.
+	CreateVerification(ctx context.Context, v *Verification) error
+	// VerificationByLinkHash returns the verification (used or not) whose
+	// link hash matches; ErrNotFound if none.
+	VerificationByLinkHash(ctx context.Context, hash []byte) (*Verification, error)
+	// CurrentVerification returns the user's unused verification of the
+	// purpose (expired or not: the caller judges expiry); ErrNotFound if
+	// none.
+	CurrentVerification(ctx context.Context, userID, purpose string) (*Verification, error)
+	// ConsumeVerification marks a verification used, compare-and-set on
+	// it being unused and unexpired at at: of concurrent consumers exactly
+	// one succeeds. ErrConflict if it is used or expired, ErrNotFound if
+	// missing. Inside a transaction it locks the row until commit.
+	ConsumeVerification(ctx context.Context, id string, at time.Time) error
+	// FailVerification counts one wrong code against an unused
+	// verification and returns the count after it; the increment that
+	// reaches max also marks it used (the code is dead). ErrConflict if it
+	// is already used, ErrNotFound if missing. Concurrent failures are all
+	// counted.
+	FailVerification(ctx context.Context, id string, max int, at time.Time) (int, error)
+	// RetireVerifications marks used every unused verification of the user
+	// with one of the purposes (a password change retires reset links) and
+	// returns how many it retired.
+	RetireVerifications(ctx context.Context, userID string, at time.Time, purposes ...string) (int, error)
+	// DeleteVerificationsBefore deletes verifications that expired before
+	// the given time (housekeeping) and returns how many.
+	DeleteVerificationsBefore(ctx context.Context, before time.Time) (int, error)
+}
+
 // SigningKey is an access-token signing key. The private half is sealed
 // with the key-encryption key (KEKVersion names which) and never stored in
 // clear. Its state follows from the times: published from CreatedAt,
@@ -215,6 +311,7 @@ type Tx interface {
 	Sessions() Sessions
 	RefreshTokens() RefreshTokens
 	SigningKeys() SigningKeys
+	Verifications() Verifications
 	Audit() Audit
 }
 

@@ -1,6 +1,6 @@
 // Package sqlstore owns the SQLite and PostgreSQL implementations of the
 // store interfaces (store.Users, store.Sessions, store.RefreshTokens,
-// store.SigningKeys, store.Audit, store.Store) and their embedded
+// store.SigningKeys, store.Verifications, store.Audit, store.Store) and their embedded
 // migrations.
 //
 // # One set of queries

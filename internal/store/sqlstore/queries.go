@@ -24,7 +24,7 @@ type scanner interface {
 }
 
 // queries implements store.Users, store.Sessions, store.RefreshTokens,
-// store.SigningKeys and store.Audit once for both dialects. Outside a transaction r and w are the read and write pools;
+// store.SigningKeys, store.Verifications and store.Audit once for both dialects. Outside a transaction r and w are the read and write pools;
 // inside one both are the *sql.Tx.
 type queries struct {
 	d dialect

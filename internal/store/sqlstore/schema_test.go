@@ -21,10 +21,14 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			if err := db.MigrateToForTest(ctx, 1); err != nil {
 				t.Fatalf("migrate to version 1: %v", err)
 			}
-			if err := db.Users().CreateUser(ctx, &store.User{ID: "u1", Email: "a@example.com", EmailKey: "a@example.com"}); err != nil {
-				t.Fatal(err)
+			// The store's queries expect the newest schema: version 1 rows
+			// are written directly.
+			err := db.ExecForTest(ctx, `INSERT INTO users (id, email, email_key, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?)`, "u1", "a@example.com", "a@example.com", now, now)
+			if err != nil {
+				t.Fatalf("insert a version 1 user: %v", err)
 			}
-			err := db.ExecForTest(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, auth_time, expires_at)
+			err = db.ExecForTest(ctx, `INSERT INTO sessions (id, user_id, token_hash, created_at, last_seen_at, auth_time, expires_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?)`, "s1", "u1", []byte{1}, now, now, now, now.Add(time.Hour))
 			if err != nil {
 				t.Fatalf("insert a version 1 session: %v", err)
@@ -32,7 +36,7 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			for _, step := range []struct {
 				name    string
 				version int64
-			}{{"up", 2}, {"down", 1}, {"up again", 2}} {
+			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 3}} {
 				if err := db.MigrateToForTest(ctx, step.version); err != nil {
 					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
 				}
@@ -46,6 +50,151 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			}
 			if ss.Kind != store.SessionCookie {
 				t.Errorf("Kind of a session from before migration 2 = %q, want %q", ss.Kind, store.SessionCookie)
+			}
+		})
+	}
+}
+
+// TestMigrateVerificationsKeepsUsers applies migration 3 to a database
+// that already holds a user: the user reads back with no phone. Rolling
+// migration 3 back drops phones and verifications but keeps the user, and
+// applying it again works on the rolled-back data.
+func TestMigrateVerificationsKeepsUsers(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{})
+			if err := db.MigrateToForTest(ctx, 2); err != nil {
+				t.Fatalf("migrate to version 2: %v", err)
+			}
+			err := db.ExecForTest(ctx, `INSERT INTO users (id, email, email_key, email_verified, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, "u1", "A@example.com", "a@example.com", true, now, now)
+			if err != nil {
+				t.Fatalf("insert a version 2 user: %v", err)
+			}
+			want := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
+				CreatedAt: now.UTC().Truncate(time.Microsecond), UpdatedAt: now.UTC().Truncate(time.Microsecond)}
+			check := func(when string) {
+				t.Helper()
+				if err := db.Ping(ctx); err != nil {
+					t.Fatalf("Ping %s: %v", when, err)
+				}
+				got, err := db.Users().UserByID(ctx, "u1")
+				if err != nil {
+					t.Fatalf("UserByID %s: %v", when, err)
+				}
+				if *got != *want {
+					t.Errorf("user %s = %+v, want %+v", when, got, want)
+				}
+			}
+			if err := db.MigrateToForTest(ctx, 3); err != nil {
+				t.Fatalf("migrate to version 3: %v", err)
+			}
+			check("after migration 3")
+			if err := db.Users().SetPhone(ctx, "u1", "+14155550100", now); err != nil {
+				t.Fatal(err)
+			}
+			v := &store.Verification{ID: "v1", UserID: "u1", Purpose: store.PurposeVerifyPhone, CodeHash: []byte{1},
+				Target: "+14155550101", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			if err := db.Verifications().CreateVerification(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+			for _, step := range []struct {
+				name    string
+				version int64
+			}{{"down", 2}, {"up again", 3}} {
+				if err := db.MigrateToForTest(ctx, step.version); err != nil {
+					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
+				}
+			}
+			check("after rolling migration 3 back and forth")
+			_, err = db.Verifications().CurrentVerification(ctx, "u1", store.PurposeVerifyPhone)
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("CurrentVerification after rolling migration 3 back and forth = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestVerificationsCascade checks a user's verifications go with the
+// user; the store interfaces delete no user, so the row is deleted
+// directly. The verifications of other users stay.
+func TestVerificationsCascade(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			for _, u := range []string{"u1", "u2"} {
+				if err := db.Users().CreateUser(ctx, &store.User{ID: u, Email: u + "@example.com", EmailKey: u + "@example.com"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, v := range []*store.Verification{
+				{ID: "v1", UserID: "u1", Purpose: store.PurposeVerifyEmail, LinkHash: []byte("l1")},
+				{ID: "v2", UserID: "u1", Purpose: store.PurposeRecovery, LinkHash: []byte("l2"), UsedAt: &now},
+				{ID: "v3", UserID: "u2", Purpose: store.PurposeVerifyEmail, LinkHash: []byte("l3")},
+			} {
+				v.CreatedAt, v.ExpiresAt = now, now.Add(time.Hour)
+				if err := db.Verifications().CreateVerification(ctx, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.ExecForTest(ctx, "DELETE FROM users WHERE id = ?", "u1"); err != nil {
+				t.Fatalf("delete the user: %v", err)
+			}
+			for _, h := range []string{"l1", "l2"} {
+				if _, err := db.Verifications().VerificationByLinkHash(ctx, []byte(h)); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("VerificationByLinkHash(%s) after the delete = %v, want ErrNotFound", h, err)
+				}
+			}
+			if _, err := db.Verifications().VerificationByLinkHash(ctx, []byte("l3")); err != nil {
+				t.Errorf("another user's verification after the delete: %v", err)
+			}
+		})
+	}
+}
+
+// TestPhoneFormat checks both schemas accept exactly the E.164 numbers:
+// '+', a digit other than 0, then 6 to 14 more digits.
+func TestPhoneFormat(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			if err := db.Users().CreateUser(t.Context(), &store.User{ID: "u1", Email: "a@example.com", EmailKey: "a@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				phone string
+				ok    bool
+			}{
+				{"", true},
+				{"+1234567", true},         // 7 digits, the shortest
+				{"+123456789012345", true}, // 15 digits, the longest
+				{"+351912345678", true},
+				{"+123456", false},
+				{"+1234567890123456", false},
+				{"+0123456789", false},
+				{"14155550100", false},
+				{"++14155550100", false},
+				{"+1 415 555 0100", false},
+				{"+1-415-555-0100", false},
+				{"+1415555010a", false},
+				{"+14155550100 ", false},
+				{"+14155550100\n", false},
+				{"+１4155550100", false}, // a fullwidth digit
+				{"+", false},
+			} {
+				err := db.Users().SetPhone(t.Context(), "u1", tc.phone, time.Now())
+				switch {
+				case tc.ok && err != nil:
+					t.Errorf("SetPhone(%q): %v", tc.phone, err)
+				case !tc.ok && err == nil:
+					t.Errorf("SetPhone(%q) succeeded, want a constraint violation", tc.phone)
+				case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound):
+					t.Errorf("SetPhone(%q) = %v, a store sentinel; want a schema error", tc.phone, err)
+				}
 			}
 		})
 	}
@@ -104,8 +253,8 @@ func TestRefreshTokensCascade(t *testing.T) {
 }
 
 // TestSchemaRejectsInvalidRows checks the constraints the schema adds for
-// token sessions, refresh tokens and signing keys: each insert fails, with
-// an error that is not a store sentinel.
+// token sessions, refresh tokens, signing keys, verifications and phone
+// numbers: each insert fails, with an error that is not a store sentinel.
 func TestSchemaRejectsInvalidRows(t *testing.T) {
 	now := time.Now()
 	session := func(mod func(*store.Session)) func(store.Store) error {
@@ -131,6 +280,14 @@ func TestSchemaRejectsInvalidRows(t *testing.T) {
 			return s.SigningKeys().CreateSigningKey(t.Context(), k)
 		}
 	}
+	verification := func(mod func(*store.Verification)) func(store.Store) error {
+		return func(s store.Store) error {
+			v := &store.Verification{ID: "v-new", UserID: "u1", Purpose: store.PurposeVerifyEmail,
+				LinkHash: []byte("link"), CodeHash: []byte("code"), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			mod(v)
+			return s.Verifications().CreateVerification(t.Context(), v)
+		}
+	}
 	cases := []struct {
 		name   string
 		insert func(store.Store) error
@@ -148,6 +305,15 @@ func TestSchemaRejectsInvalidRows(t *testing.T) {
 		{"empty public JWK", key(func(k *store.SigningKey) { k.PublicJWK = nil })},
 		{"empty sealed private key", key(func(k *store.SigningKey) { k.PrivateSealed = nil })},
 		{"KEK version 0", key(func(k *store.SigningKey) { k.KEKVersion = 0 })},
+		{"verification with an empty id", verification(func(v *store.Verification) { v.ID = "" })},
+		{"verification of a missing user", verification(func(v *store.Verification) { v.UserID = "no-such-user" })},
+		{"verification of an unknown purpose", verification(func(v *store.Verification) { v.Purpose = "login" })},
+		{"verification of no purpose", verification(func(v *store.Verification) { v.Purpose = "" })},
+		{"verification with neither link nor code", verification(func(v *store.Verification) { v.LinkHash, v.CodeHash = nil, nil })},
+		{"verification with negative attempts", verification(func(v *store.Verification) { v.Attempts = -1 })},
+		{"user with a malformed phone", func(s store.Store) error {
+			return s.Users().CreateUser(t.Context(), &store.User{ID: "u-new", Email: "b@example.com", EmailKey: "b@example.com", Phone: "555-0100"})
+		}},
 	}
 	for _, b := range backends {
 		t.Run(b.dialect, func(t *testing.T) {
@@ -171,6 +337,9 @@ func TestSchemaRejectsInvalidRows(t *testing.T) {
 			}
 			if ks, err := db.SigningKeys().ListSigningKeys(t.Context()); err != nil || len(ks) != 0 {
 				t.Errorf("ListSigningKeys = %d keys, %v; want none", len(ks), err)
+			}
+			if _, err := db.Verifications().CurrentVerification(t.Context(), "u1", store.PurposeVerifyEmail); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("CurrentVerification = %v, want ErrNotFound", err)
 			}
 		})
 	}

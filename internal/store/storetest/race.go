@@ -27,6 +27,10 @@ var raceTests = []storeTest{
 	{"ConcurrentRefreshRotation", testConcurrentRefreshRotation},
 	{"ConcurrentRefreshTokenSameHash", testConcurrentRefreshTokenSameHash},
 	{"ConcurrentSigningKeySameID", testConcurrentSigningKeySameID},
+	{"ConcurrentConsumeVerification", testConcurrentConsumeVerification},
+	{"ConcurrentConsumeVerificationInTx", testConcurrentConsumeVerificationInTx},
+	{"ConcurrentFailVerification", testConcurrentFailVerification},
+	{"ConcurrentCreateVerification", testConcurrentCreateVerification},
 	{"Hammer", testHammer},
 }
 
@@ -289,6 +293,148 @@ func testConcurrentSigningKeySameID(t *testing.T, s store.Store) {
 	w := oneWinner(t, errs, store.ErrConflict)
 	if ks := mustListSigningKeys(t, s); len(ks) != 1 || ks[0].KEKVersion != w+1 {
 		t.Errorf("ListSigningKeys = %v, want only the winner's key (KEK version %d)", ks, w+1)
+	}
+}
+
+func testConcurrentConsumeVerification(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	v := mustCreateVerification(t, s, newVerification("v1", "u1", store.PurposeMagicLink))
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		errs[i] = s.Verifications().ConsumeVerification(t.Context(), v.ID, at(i))
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	if d := diffVerification(wantUsed(v, at(w)), mustVerification(t, s, v.LinkHash)); d != "" {
+		t.Errorf("consumed verification is not the winner's (%d) (-want +got):\n%s", w, d)
+	}
+}
+
+// testConcurrentConsumeVerificationInTx races sign-ins by one magic link,
+// each in its own transaction as the handler runs them: consume the link
+// and, only if that won, record the sign-in. Exactly one commits.
+func testConcurrentConsumeVerificationInTx(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	v := mustCreateVerification(t, s, newVerification("v1", "u1", store.PurposeMagicLink))
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			if err := tx.Verifications().ConsumeVerification(t.Context(), v.ID, base); err != nil {
+				return err
+			}
+			return tx.Audit().AppendEvent(t.Context(), &store.Event{Type: "signin", UserID: "u1", At: base,
+				Details: map[string]string{"racer": fmt.Sprint(i)}})
+		})
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	evs, err := s.Audit().ListUserEvents(t.Context(), "u1", 0, racers+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Details["racer"] != fmt.Sprint(w) {
+		t.Errorf("events = %v, want only the winner's (%d)", evs, w)
+	}
+}
+
+// testConcurrentFailVerification counts wrong codes from many goroutines:
+// every failure is counted once and each caller sees its own count; once
+// one caller's count reaches max, the rest get ErrConflict.
+func testConcurrentFailVerification(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	for i, tc := range []struct {
+		name string
+		max  int
+	}{
+		{"reaching max", 5},
+		{"below max", 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := mustCreateVerification(t, s, newVerification(fmt.Sprintf("v%d", i), "u1", purposes[i]))
+			counts := make([]int, racers)
+			errs := make([]error, racers)
+			concurrently(racers, func(j int) {
+				counts[j], errs[j] = s.Verifications().FailVerification(t.Context(), v.ID, tc.max, base.Add(time.Duration(j)*time.Second))
+			})
+			want := min(racers, tc.max)
+			seen := map[int]int{} // count -> racer
+			killer := -1
+			for j := range racers {
+				switch {
+				case errs[j] == nil && (counts[j] < 1 || counts[j] > want):
+					t.Errorf("racer %d: count %d, want 1..%d", j, counts[j], want)
+				case errs[j] == nil:
+					if k, dup := seen[counts[j]]; dup {
+						t.Errorf("racers %d and %d both saw count %d", k, j, counts[j])
+					}
+					seen[counts[j]] = j
+					if counts[j] == tc.max {
+						killer = j
+					}
+				case !errors.Is(errs[j], store.ErrConflict):
+					t.Errorf("racer %d: got error %v, want ErrConflict", j, errs[j])
+				}
+			}
+			if len(seen) != want {
+				t.Errorf("%d failures counted, want %d", len(seen), want)
+			}
+			w := wantVerification(v)
+			w.Attempts = want
+			if killer >= 0 {
+				u := norm(base.Add(time.Duration(killer) * time.Second))
+				w.UsedAt = &u
+			} else if tc.max <= racers {
+				t.Errorf("no racer reached max %d", tc.max)
+			}
+			if d := diffVerification(w, mustVerification(t, s, v.LinkHash)); d != "" {
+				t.Errorf("stored verification (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// testConcurrentCreateVerification sends many links for one user and
+// purpose at once, directly and in transactions: whatever the
+// interleaving, exactly one is left unused, and it is the current one.
+func testConcurrentCreateVerification(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	older := mustCreateVerification(t, s, newVerification("v-older", "u1", store.PurposeVerifyEmail))
+	other := mustCreateVerification(t, s, newVerification("v-other", "u1", store.PurposeRecovery))
+	vs := make([]*store.Verification, racers)
+	for i := range vs {
+		vs[i] = newVerification(fmt.Sprintf("v%02d", i), "u1", store.PurposeVerifyEmail)
+		vs[i].CreatedAt = base.Add(time.Duration(i+1) * time.Second)
+	}
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		if i%2 == 0 {
+			errs[i] = s.Verifications().CreateVerification(t.Context(), vs[i])
+			return
+		}
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			return tx.Verifications().CreateVerification(t.Context(), vs[i])
+		})
+	})
+	var unused []string
+	for i, v := range vs {
+		if errs[i] != nil {
+			t.Errorf("racer %d: %v", i, errs[i])
+			continue
+		}
+		if got := mustVerification(t, s, v.LinkHash); got.UsedAt == nil {
+			unused = append(unused, got.ID)
+		}
+	}
+	if len(unused) != 1 {
+		t.Fatalf("unused verifications = %v, want exactly one", unused)
+	}
+	if got := mustCurrentVerification(t, s, "u1", store.PurposeVerifyEmail); got.ID != unused[0] {
+		t.Errorf("current verification = %s, want %s", got.ID, unused[0])
+	}
+	if got := mustVerification(t, s, older.LinkHash); got.UsedAt == nil {
+		t.Error("the verification from before the race is still unused")
+	}
+	if d := diffVerification(wantVerification(other), mustVerification(t, s, other.LinkHash)); d != "" {
+		t.Errorf("verification of another purpose changed (-want +got):\n%s", d)
 	}
 }
 

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", sessionsTests},
 		{"RefreshTokens", refreshTokensTests},
 		{"SigningKeys", signingKeysTests},
+		{"Verifications", verificationsTests},
 		{"Audit", auditTests},
 		{"Tx", txTests},
 		{"RoundTrip", roundTripTests},

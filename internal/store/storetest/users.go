@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"cmp"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +14,9 @@ var usersTests = []storeTest{
 	{"CreateConflict", testCreateUserConflict},
 	{"NotFound", testUsersNotFound},
 	{"SetPasswordHash", testSetPasswordHash},
+	{"MarkEmailVerified", testMarkEmailVerified},
+	{"ChangeEmail", testChangeEmail},
+	{"SetPhone", testSetPhone},
 }
 
 func testCreateAndGetUser(t *testing.T, s store.Store) {
@@ -20,7 +25,9 @@ func testCreateAndGetUser(t *testing.T, s store.Store) {
 	unicode.Name = "Zoë Ångström 山田 \"quoted\" 'single' ; DROP TABLE users; --"
 	unicode.Email = "Zoë@xn--bcher-kva.example"
 	unicode.UpdatedAt = base.Add(time.Hour)
-	for _, u := range []*store.User{newUser("u-full"), minimal, unicode} {
+	phone := newUser("u-phone")
+	phone.Phone = "+351912345678"
+	for _, u := range []*store.User{newUser("u-full"), minimal, unicode, phone} {
 		t.Run(u.ID, func(t *testing.T) {
 			mustCreateUser(t, s, u)
 			got, err := s.Users().UserByID(t.Context(), u.ID)
@@ -37,6 +44,16 @@ func testCreateAndGetUser(t *testing.T, s store.Store) {
 			if d := diff(wantUser(u), got); d != "" {
 				t.Errorf("UserByEmailKey mismatch (-want +got):\n%s", d)
 			}
+			if u.Phone == "" {
+				return
+			}
+			got, err = s.Users().UserByPhone(t.Context(), u.Phone)
+			if err != nil {
+				t.Fatalf("UserByPhone: %v", err)
+			}
+			if d := diff(wantUser(u), got); d != "" {
+				t.Errorf("UserByPhone mismatch (-want +got):\n%s", d)
+			}
 		})
 	}
 }
@@ -45,8 +62,14 @@ func testCreateUserConflict(t *testing.T, s store.Store) {
 	orig := mustCreateUser(t, s, newUser("u1"))
 	sameEmail := newUser("u2")
 	sameEmail.EmailKey = orig.EmailKey
+	orig.Phone = "+14155550100"
+	if err := s.Users().SetPhone(t.Context(), orig.ID, orig.Phone, orig.UpdatedAt); err != nil {
+		t.Fatalf("SetPhone: %v", err)
+	}
 	sameID := newUser("u1")
 	sameID.EmailKey = "other@example.com"
+	samePhone := newUser("u3")
+	samePhone.Phone = orig.Phone
 	for _, tc := range []struct {
 		name   string
 		u      *store.User
@@ -58,6 +81,10 @@ func testCreateUserConflict(t *testing.T, s store.Store) {
 		}},
 		{"same id", sameID, func() error {
 			_, err := s.Users().UserByEmailKey(t.Context(), "other@example.com")
+			return err
+		}},
+		{"same phone", samePhone, func() error {
+			_, err := s.Users().UserByID(t.Context(), "u3")
 			return err
 		}},
 	} {
@@ -91,6 +118,27 @@ func testUsersNotFound(t *testing.T, s store.Store) {
 		}},
 		{"SetPasswordHash", func() error {
 			return s.Users().SetPasswordHash(t.Context(), "missing", "", "new", base)
+		}},
+		{"UserByPhone", func() error {
+			_, err := s.Users().UserByPhone(t.Context(), "+14155550199")
+			return err
+		}},
+		// u1 has no phone: "" must not find the users without one.
+		{"UserByPhone with no number", func() error {
+			_, err := s.Users().UserByPhone(t.Context(), "")
+			return err
+		}},
+		{"MarkEmailVerified", func() error {
+			return s.Users().MarkEmailVerified(t.Context(), "missing", newUser("u1").EmailKey, base)
+		}},
+		{"ChangeEmail", func() error {
+			return s.Users().ChangeEmail(t.Context(), "missing", newUser("u1").EmailKey, "New@example.com", "new@example.com", base)
+		}},
+		{"SetPhone", func() error {
+			return s.Users().SetPhone(t.Context(), "missing", "+14155550199", base)
+		}},
+		{"SetPhone clearing", func() error {
+			return s.Users().SetPhone(t.Context(), "missing", "", base)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,5 +188,158 @@ func testSetPasswordHash(t *testing.T, s store.Store) {
 				t.Errorf("stored user (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+func testMarkEmailVerified(t *testing.T, s store.Store) {
+	at := base.Add(time.Hour + 123*time.Nanosecond)
+	for _, tc := range []struct {
+		name     string
+		id       string
+		verified bool   // at creation
+		emailKey string // "" for the user's own
+		want     error
+	}{
+		{name: "unverified", id: "u-unverified"},
+		// Verified already: not an error, and nothing changes.
+		{name: "verified", id: "u-verified", verified: true},
+		{name: "e-mail changed since", id: "u-changed", emailKey: "old@example.com", want: store.ErrConflict},
+		{name: "e-mail key differs in case", id: "u-case", emailKey: "USER.U-CASE@EXAMPLE.COM", want: store.ErrConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUser(tc.id)
+			u.EmailVerified = tc.verified
+			mustCreateUser(t, s, u)
+			key := cmp.Or(tc.emailKey, u.EmailKey)
+			want := wantUser(u)
+			err := s.Users().MarkEmailVerified(t.Context(), u.ID, key, at)
+			switch {
+			case tc.want != nil:
+				wantErr(t, "MarkEmailVerified", err, tc.want)
+			case err != nil:
+				t.Fatalf("MarkEmailVerified: %v", err)
+			case !tc.verified:
+				want.EmailVerified, want.UpdatedAt = true, norm(at)
+			}
+			if d := diff(want, mustUser(t, s, u.ID)); d != "" {
+				t.Errorf("stored user (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func testChangeEmail(t *testing.T, s store.Store) {
+	other := mustCreateUser(t, s, newUser("u-other"))
+	at := base.Add(time.Hour + 123*time.Nanosecond)
+	for _, tc := range []struct {
+		name             string
+		id               string
+		verified         bool   // at creation
+		oldKey           string // "" for the user's own
+		newEmail, newKey string
+		want             error
+	}{
+		{name: "to a new address", id: "u-new", newEmail: "Fresh@Example.org", newKey: "fresh@example.org"},
+		{name: "marks the new address verified", id: "u-unverified", newEmail: "Second@Example.org", newKey: "second@example.org"},
+		{name: "same key, new spelling", id: "u-same", verified: true, newEmail: "USER.u-same@example.com", newKey: "user.u-same@example.com"},
+		{name: "e-mail changed since", id: "u-stale", verified: true, oldKey: "stale@example.com",
+			newEmail: "Third@Example.org", newKey: "third@example.org", want: store.ErrConflict},
+		{name: "new address taken", id: "u-taken", verified: true, newEmail: other.Email, newKey: other.EmailKey, want: store.ErrConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUser(tc.id)
+			u.EmailVerified = tc.verified
+			mustCreateUser(t, s, u)
+			want := wantUser(u)
+			err := s.Users().ChangeEmail(t.Context(), u.ID, cmp.Or(tc.oldKey, u.EmailKey), tc.newEmail, tc.newKey, at)
+			if tc.want != nil {
+				wantErr(t, "ChangeEmail", err, tc.want)
+			} else {
+				if err != nil {
+					t.Fatalf("ChangeEmail: %v", err)
+				}
+				want.Email, want.EmailKey, want.EmailVerified, want.UpdatedAt = tc.newEmail, tc.newKey, true, norm(at)
+			}
+			if d := diff(want, mustUser(t, s, u.ID)); d != "" {
+				t.Errorf("stored user (-want +got):\n%s", d)
+			}
+			got, err := s.Users().UserByEmailKey(t.Context(), want.EmailKey)
+			if err != nil || got.ID != u.ID {
+				t.Errorf("UserByEmailKey(%s) = %v, %v; want %s", want.EmailKey, got, err, u.ID)
+			}
+			if want.EmailKey != u.EmailKey {
+				_, err := s.Users().UserByEmailKey(t.Context(), u.EmailKey)
+				wantErr(t, "UserByEmailKey(the old key)", err, store.ErrNotFound)
+			}
+			if d := diff(wantUser(other), mustUser(t, s, other.ID)); d != "" {
+				t.Errorf("other user changed (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// testSetPhone walks one user's number through set, replace, a refused
+// taken number and clear; a cleared number is free for another user, and
+// any number of users have none.
+func testSetPhone(t *testing.T, s store.Store) {
+	const (
+		first  = "+14155550100"
+		second = "+351912345678"
+	)
+	other := newUser("u-other")
+	other.Phone = second
+	mustCreateUser(t, s, other)
+	mustCreateUser(t, s, newUser("u-none"))
+	u := mustCreateUser(t, s, newUser("u1"))
+	want := wantUser(u)
+	for i, step := range []struct {
+		name  string
+		id    string
+		phone string
+		err   error
+	}{
+		{"set", "u1", first, nil},
+		{"set again", "u1", first, nil}, // changes nothing
+		{"another user's number", "u1", second, store.ErrConflict},
+		{"clear", "u1", "", nil},
+		{"clear again", "u1", "", nil},
+		{"number freed by the other user", "u-other", "", nil},
+		{"freed number", "u1", second, nil},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			at := base.Add(time.Duration(i+1)*time.Minute + 321*time.Nanosecond)
+			err := s.Users().SetPhone(t.Context(), step.id, step.phone, at)
+			if step.err != nil {
+				wantErr(t, "SetPhone", err, step.err)
+			} else if err != nil {
+				t.Fatalf("SetPhone: %v", err)
+			}
+			if step.err == nil && step.id == u.ID && step.phone != want.Phone {
+				want.Phone, want.UpdatedAt = step.phone, norm(at)
+			}
+			if d := diff(want, mustUser(t, s, u.ID)); d != "" {
+				t.Errorf("stored user (-want +got):\n%s", d)
+			}
+			if want.Phone != "" {
+				if got, err := s.Users().UserByPhone(t.Context(), want.Phone); err != nil || got.ID != u.ID {
+					t.Errorf("UserByPhone(%s) = %v, %v; want %s", want.Phone, got, err, u.ID)
+				}
+			}
+			for _, p := range []string{first, second} {
+				if p == want.Phone {
+					continue
+				}
+				got, err := s.Users().UserByPhone(t.Context(), p)
+				if err == nil && got.ID == u.ID {
+					t.Errorf("UserByPhone(%s) finds %s, whose number is %q", p, u.ID, want.Phone)
+				}
+			}
+		})
+	}
+	if _, err := s.Users().UserByPhone(t.Context(), first); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UserByPhone of a number no one has = %v, want ErrNotFound", err)
+	}
+	if got := mustUser(t, s, "u-other"); got.Phone != "" {
+		t.Errorf("u-other's phone = %q, want none", got.Phone)
 	}
 }

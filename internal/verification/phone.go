@@ -1,0 +1,120 @@
+package verification
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse-auth/gatehouse/internal/account"
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+)
+
+// addPhone serves POST /v1/phone {phone}: after a recent sign-in, it texts
+// a code to the number; the number is the account's once the code comes
+// back (verifyPhone).
+func (s *Service) addPhone(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	phone, err := s.requestPhone(req.Phone)
+	if err != nil {
+		return err
+	}
+	if err := s.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	if p, err = s.Sessions.Load(r.Context(), p); err != nil {
+		return err
+	}
+	if err := s.throttleSend(r, phone); err != nil {
+		return err
+	}
+	o, uid := originOf(r), p.User.ID
+	s.background("verify phone", func(ctx context.Context) error {
+		return s.sendPhoneCode(ctx, o, uid, store.PurposeVerifyPhone, phone)
+	})
+	return writeAccepted(w)
+}
+
+// verifyPhone serves POST /v1/phone/verify {code}.
+func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if !validCode(req.Code) {
+		return problem.InvalidCode
+	}
+	ctx := r.Context()
+	p, err := s.Sessions.Load(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := s.throttleCode(r, p.User.ID); err != nil {
+		return err
+	}
+	v, err := s.byCode(ctx, originOf(r), p.User.ID, store.PurposeVerifyPhone, req.Code)
+	if err != nil {
+		return codeProblem(err)
+	}
+	now := s.Sessions.Now()
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := consume(ctx, tx, v, now); err != nil {
+			return err
+		}
+		if err := tx.Users().SetPhone(ctx, p.User.ID, v.Target, now); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.PhoneVerified, p.User.ID, p.Session.ID))
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.PhoneTaken
+	}
+	if err != nil {
+		return codeProblem(err)
+	}
+	u := p.User
+	u.Phone = v.Target
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"user": account.ViewOf(&u)})
+}
+
+// removePhone serves DELETE /v1/phone (recent sign-in required); codes in
+// flight to the number die with it.
+func (s *Service) removePhone(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	if err := s.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	p, err := s.Sessions.Load(ctx, p)
+	if err != nil {
+		return err
+	}
+	if p.User.Phone == "" {
+		return problem.NotFound.WithDetail("The account has no phone number.")
+	}
+	now := s.Sessions.Now()
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Users().SetPhone(ctx, p.User.ID, "", now); err != nil {
+			return err
+		}
+		if _, err := tx.Verifications().RetireVerifications(ctx, p.User.ID, now, store.PurposeSMSOTP, store.PurposeVerifyPhone); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.PhoneRemoved, p.User.ID, p.Session.ID))
+	})
+	if err != nil {
+		return err
+	}
+	u := p.User
+	u.Phone = ""
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"user": account.ViewOf(&u)})
+}
