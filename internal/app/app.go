@@ -255,6 +255,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Log:     log,
 	})
 	accounts.Notify = verifications
+	go s.purgeVerifications(runCtx)
 	pages, err := ui.New(cfg.ProductName)
 	if err != nil {
 		return nil, err
@@ -350,6 +351,35 @@ func senders(cfg *config.Config, log *slog.Logger) (mail.Sender, sms.Sender, err
 		}
 	}
 	return mailer, texter, nil
+}
+
+// verificationPurgeInterval is how often expired links and codes are
+// deleted; verificationRetention is how long they are kept past expiry
+// (their audit events stay).
+const (
+	verificationPurgeInterval = time.Hour
+	verificationRetention     = 24 * time.Hour
+)
+
+// purgeVerifications deletes long-expired verifications until ctx is done.
+// Every replica runs it; the deletes are idempotent.
+func (s *Server) purgeVerifications(ctx context.Context) {
+	t := time.NewTicker(verificationPurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.DB.Verifications().DeleteVerificationsBefore(ctx, s.Sessions.Now().Add(-verificationRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("purge of expired verifications failed", slog.Any("error", err))
+		case n > 0:
+			s.log.Info("purged expired verifications", slog.Int("count", n))
+		}
+	}
 }
 
 // hkdfKey derives a 256-bit key for one purpose from a server secret.
