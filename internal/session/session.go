@@ -272,6 +272,20 @@ func (m *Manager) Invalidate(ctx context.Context, sid string) {
 	m.publish(ctx, "s:"+sid)
 }
 
+// UserChanged must be called after a change to the user's record (address,
+// verification, phone) commits: cached copies of the user's sessions,
+// which carry the record, are dropped here and on every other replica.
+func (m *Manager) UserChanged(ctx context.Context, userID string) {
+	sessions, err := m.db.Sessions().ListActiveSessions(ctx, userID, m.Now())
+	if err != nil {
+		m.log.ErrorContext(ctx, "session: list sessions to invalidate failed; caches catch up by their TTL", slog.String("user_id", userID), slog.Any("error", err))
+		return
+	}
+	for _, s := range sessions {
+		m.Invalidate(ctx, s.ID)
+	}
+}
+
 func (m *Manager) publish(ctx context.Context, msg string) {
 	if err := m.bus.Publish(ctx, busChannel, []byte(msg)); err != nil {
 		m.log.ErrorContext(ctx, "session: publish invalidation failed; other replicas catch up by their cache TTL and revocation sync", slog.String("message", msg), slog.Any("error", err))

@@ -123,6 +123,7 @@ func (s *Service) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 		}
 		return codeProblem(err)
 	}
+	s.Sessions.UserChanged(ctx, u.ID)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"email": u.Email, "email_verified": true})
 }
 
@@ -306,6 +307,7 @@ func (s *Service) completeEmailChange(w http.ResponseWriter, r *http.Request, v 
 		return tokenProblem(err)
 	}
 	s.Sessions.Revoked(ctx, revoked...)
+	s.Sessions.UserChanged(ctx, u.ID)
 	o, old := originOf(r), u.Email
 	s.background("email changed", func(ctx context.Context) error {
 		return s.notice(ctx, o, mail.KindEmailChanged, u.ID, old, mail.Data{NewEmail: next.Display, Link: s.page("recovery"), At: now})

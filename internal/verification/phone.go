@@ -82,6 +82,7 @@ func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return codeProblem(err)
 	}
+	s.Sessions.UserChanged(ctx, p.User.ID)
 	u := p.User
 	u.Phone = v.Target
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"user": account.ViewOf(&u)})
@@ -114,6 +115,7 @@ func (s *Service) removePhone(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return err
 	}
+	s.Sessions.UserChanged(ctx, p.User.ID)
 	u := p.User
 	u.Phone = ""
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"user": account.ViewOf(&u)})

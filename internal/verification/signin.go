@@ -325,8 +325,9 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 	if superseded != "" {
 		s.Sessions.Revoked(ctx, superseded)
 	}
-	if v.Purpose != store.PurposeSMSOTP {
+	if v.Purpose != store.PurposeSMSOTP && !u.EmailVerified {
 		u.EmailVerified = true
+		s.Sessions.UserChanged(ctx, u.ID)
 	}
 	return st.Respond(w, http.StatusOK, u)
 }

@@ -43,6 +43,10 @@
     return (res.data && (res.data.detail || res.data.title)) || "Something went wrong. Try again.";
   }
 
+  // A newer link opened in the same tab changes only the fragment: start
+  // over with it rather than post the older one.
+  window.addEventListener("hashchange", function () { location.reload(); });
+
   var token = page === "recovery" ? "" : takeToken();
   if (page !== "recovery" && !token) {
     show("This link is incomplete. Open the link from the e-mail again, or ask for a new one.", false);
