@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // addPhone serves POST /v1/phone {phone}: after a recent sign-in, it texts
@@ -36,6 +37,11 @@ func (s *Service) addPhone(w http.ResponseWriter, r *http.Request, p *session.Pr
 	if err := s.throttleSend(r, phone); err != nil {
 		return err
 	}
+	// Per account too: a signed-in account must not text arbitrary
+	// numbers at the rate of 5 each.
+	if d := s.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassSendAddress, ID: "user:" + p.User.ID}); d.Wait > 0 {
+		return problem.RateLimited.WithRetryAfter(d.Wait)
+	}
 	o, uid := originOf(r), p.User.ID
 	s.background("verify phone", func(ctx context.Context) error {
 		return s.sendPhoneCode(ctx, o, uid, store.PurposeVerifyPhone, phone)
@@ -59,7 +65,8 @@ func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return err
 	}
-	if err := s.throttleCode(r, p.User.ID); err != nil {
+	codeKey := "user:" + p.User.ID
+	if err := s.throttleCode(r, codeKey); err != nil {
 		return err
 	}
 	v, err := s.byCode(ctx, originOf(r), p.User.ID, store.PurposeVerifyPhone, req.Code)
@@ -82,6 +89,7 @@ func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return codeProblem(err)
 	}
+	s.Throttle.Reset(ctx, throttle.Key{Class: ClassCodeAccount, ID: codeKey})
 	s.Sessions.UserChanged(ctx, p.User.ID)
 	u := p.User
 	u.Phone = v.Target

@@ -371,22 +371,22 @@ func (s *Service) byLink(ctx context.Context, token string, purposes ...string) 
 
 // byCode returns the user's current verification of purpose if code is its
 // code. A wrong code is counted against it (MaxCodeAttempts kill it) and
-// audited. userID "" (no such account) does the same hashing and fails.
+// audited. userID "" (no such account) or no live code does the same
+// hashing and writes the same audit event, so a wrong guess costs the same
+// whether or not the account exists.
 func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code string) (*store.Verification, error) {
-	if userID == "" {
-		s.codeHash("vfy_none", code)
-		return nil, errInvalid
-	}
-	v, err := s.DB.Verifications().CurrentVerification(ctx, userID, purpose)
-	if errors.Is(err, store.ErrNotFound) {
-		s.codeHash("vfy_none", code)
-		return nil, errInvalid
-	}
-	if err != nil {
-		return nil, fmt.Errorf("verification: lookup: %w", err)
-	}
 	now := s.Sessions.Now()
-	if !now.Before(v.ExpiresAt) || v.CodeHash == nil {
+	var v *store.Verification
+	if userID != "" {
+		var err error
+		v, err = s.DB.Verifications().CurrentVerification(ctx, userID, purpose)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("verification: lookup: %w", err)
+		}
+	}
+	if v == nil || !now.Before(v.ExpiresAt) || v.CodeHash == nil {
+		s.codeHash("vfy_none", code)
+		s.auditFailure(ctx, o, now, userID, purpose, 0)
 		return nil, errInvalid
 	}
 	if hmac.Equal(s.codeHash(v.ID, code), v.CodeHash) {
@@ -396,13 +396,19 @@ func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code st
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return nil, fmt.Errorf("verification: count failure: %w", err)
 	}
-	if err == nil {
-		e := o.event(now, audit.VerificationFailed, userID, "")
-		audit.With(e, "purpose", purpose)
-		audit.With(e, "attempts", fmt.Sprint(n))
-		audit.Append(ctx, s.DB.Audit(), s.Log, e)
-	}
+	s.auditFailure(ctx, o, now, userID, purpose, n)
 	return nil, errInvalid
+}
+
+// auditFailure records a wrong code; attempts is 0 when there was no live
+// code to count it against.
+func (s *Service) auditFailure(ctx context.Context, o origin, now time.Time, userID, purpose string, attempts int) {
+	e := o.event(now, audit.VerificationFailed, userID, "")
+	audit.With(e, "purpose", purpose)
+	if attempts > 0 {
+		audit.With(e, "attempts", fmt.Sprint(attempts))
+	}
+	audit.Append(ctx, s.DB.Audit(), s.Log, e)
 }
 
 // consume marks v used inside tx; a concurrent consumer that won makes it
