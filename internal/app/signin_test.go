@@ -865,7 +865,7 @@ func TestAttackEmailOTPBruteForceLimit(t *testing.T) {
 			t.Fatal("a dead code signed in")
 		}
 		// Five counted failures, then the right code against a dead one:
-		// recorded too, with nothing left to count it against.
+		// counted as the sixth attempt, which kills the code.
 		failed := siEvents(siActivity(t, owner), "verification.failed")
 		if len(failed) != 6 {
 			t.Fatalf("%d verification.failed events, want 6", len(failed))
@@ -878,7 +878,7 @@ func TestAttackEmailOTPBruteForceLimit(t *testing.T) {
 			attempts = append(attempts, e.Details["attempts"])
 		}
 		slices.Sort(attempts)
-		if !slices.Equal(attempts, []string{"", "1", "2", "3", "4", "5"}) {
+		if !slices.Equal(attempts, []string{"1", "2", "3", "4", "5", "6"}) {
 			t.Errorf("attempt counts %v", attempts)
 		}
 		// The owner is not locked out: a fresh code works.
@@ -1495,6 +1495,42 @@ func TestAttackSignInByProofSupersedesSession(t *testing.T) {
 			if slices.Contains(ids, oldID) || !slices.Contains(ids, newID) {
 				t.Fatalf("%s: live sessions %v (old %s, new %s)", m.name, ids, oldID, newID)
 			}
+		}
+	})
+}
+
+// TestAttackEmailOTPParallelGuessesBounded: guesses sent all at once must
+// not each be compared against the live code. Every attempt is counted
+// before its comparison, so of 40 parallel wrong guesses exactly five are
+// compared (attempts 1–5) and the code is dead afterwards.
+func TestAttackEmailOTPParallelGuessesBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) {
+			c.LoginFailuresPerAccount = 1000 // the per-code limit alone is under test
+			c.LoginAttemptsPerIP = 1000
+		})
+		box := siMails(h)
+		owner := h.newUser("parallel@example.com")
+		code := siMailCode(t, box, h.client(), "parallel@example.com")
+		var wg sync.WaitGroup
+		for i := range 40 {
+			body := jsonBody(map[string]string{"email": "parallel@example.com", "code": siWrong(code, i)})
+			wg.Go(func() {
+				if r := h.raw("POST", "/v1/otp/verify", "application/json", body, nil); r.status != http.StatusUnauthorized {
+					t.Errorf("parallel guess: status %d: %s", r.status, r.body)
+				}
+			})
+		}
+		wg.Wait()
+		siProblem(t, h.client().do("POST", "/v1/otp/verify", map[string]string{"email": "parallel@example.com", "code": code}), http.StatusUnauthorized, "invalid_code")
+		compared := 0
+		for _, e := range siEvents(siActivity(t, owner), "verification.failed") {
+			if n, err := strconv.Atoi(e.Details["attempts"]); err == nil && n >= 1 && n <= 5 {
+				compared++
+			}
+		}
+		if compared != 5 {
+			t.Fatalf("%d guesses were compared against the live code, want exactly 5", compared)
 		}
 	})
 }

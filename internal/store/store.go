@@ -244,12 +244,13 @@ type Verifications interface {
 	// one succeeds. ErrConflict if it is used or expired, ErrNotFound if
 	// missing. Inside a transaction it locks the row until commit.
 	ConsumeVerification(ctx context.Context, id string, at time.Time) error
-	// FailVerification counts one wrong code against an unused
+	// AttemptVerification counts one attempt at the code of an unused
 	// verification and returns the count after it; the increment that
-	// reaches max also marks it used (the code is dead). ErrConflict if it
-	// is already used, ErrNotFound if missing. Concurrent failures are all
-	// counted.
-	FailVerification(ctx context.Context, id string, max int, at time.Time) (int, error)
+	// reaches max also marks it used (the code is dead). Callers count
+	// before they compare, so concurrent guesses cannot exceed the limit.
+	// ErrConflict if it is already used, ErrNotFound if missing.
+	// Concurrent attempts are all counted.
+	AttemptVerification(ctx context.Context, id string, max int, at time.Time) (int, error)
 	// RetireVerifications marks used every unused verification of the user
 	// with one of the purposes (a password change retires reset links) and
 	// returns how many it retired.

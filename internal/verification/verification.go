@@ -370,8 +370,8 @@ func (s *Service) byLink(ctx context.Context, token string, purposes ...string) 
 }
 
 // byCode returns the user's current verification of purpose if code is its
-// code. A wrong code is counted against it (MaxCodeAttempts kill it) and
-// audited. userID "" (no such account) or no live code does the same
+// code. Every attempt is counted against it (MaxCodeAttempts wrong ones
+// kill it), and a wrong one is audited. userID "" (no such account) or no live code does the same
 // hashing and writes the same audit event, so a wrong guess costs the same
 // whether or not the account exists.
 func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code string) (*store.Verification, error) {
@@ -389,12 +389,19 @@ func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code st
 		s.auditFailure(ctx, o, now, userID, purpose, 0)
 		return nil, errInvalid
 	}
-	if hmac.Equal(s.codeHash(v.ID, code), v.CodeHash) {
-		return v, nil
+	// The attempt is counted before the comparison: of any number of
+	// parallel guesses, only the first MaxCodeAttempts are compared, and
+	// the one after them kills the code.
+	n, err := s.DB.Verifications().AttemptVerification(ctx, v.ID, MaxCodeAttempts+1, now)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		s.auditFailure(ctx, o, now, userID, purpose, 0)
+		return nil, errInvalid
 	}
-	n, err := s.DB.Verifications().FailVerification(ctx, v.ID, MaxCodeAttempts, now)
-	if err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, fmt.Errorf("verification: count failure: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("verification: count attempt: %w", err)
+	}
+	if n <= MaxCodeAttempts && hmac.Equal(s.codeHash(v.ID, code), v.CodeHash) {
+		return v, nil
 	}
 	s.auditFailure(ctx, o, now, userID, purpose, n)
 	return nil, errInvalid

@@ -141,11 +141,11 @@ func (q *queries) ConsumeVerification(ctx context.Context, id string, at time.Ti
 	return err
 }
 
-// FailVerification implements store.Verifications as one atomic increment
+// AttemptVerification implements store.Verifications as one atomic increment
 // that returns the new count: concurrent failures each see their own count,
 // and exactly one of them reaches max and marks the verification used. A
 // max of 1 or less kills it at the first failure. Expiry is not checked.
-func (q *queries) FailVerification(ctx context.Context, id string, max int, at time.Time) (int, error) {
+func (q *queries) AttemptVerification(ctx context.Context, id string, max int, at time.Time) (int, error) {
 	var attempts int
 	err := q.writeQueryRow(ctx, `UPDATE verifications
 		SET attempts = attempts + 1, used_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE used_at END

@@ -29,7 +29,7 @@ var raceTests = []storeTest{
 	{"ConcurrentSigningKeySameID", testConcurrentSigningKeySameID},
 	{"ConcurrentConsumeVerification", testConcurrentConsumeVerification},
 	{"ConcurrentConsumeVerificationInTx", testConcurrentConsumeVerificationInTx},
-	{"ConcurrentFailVerification", testConcurrentFailVerification},
+	{"ConcurrentAttemptVerification", testConcurrentAttemptVerification},
 	{"ConcurrentCreateVerification", testConcurrentCreateVerification},
 	{"Hammer", testHammer},
 }
@@ -336,10 +336,10 @@ func testConcurrentConsumeVerificationInTx(t *testing.T, s store.Store) {
 	}
 }
 
-// testConcurrentFailVerification counts wrong codes from many goroutines:
+// testConcurrentAttemptVerification counts wrong codes from many goroutines:
 // every failure is counted once and each caller sees its own count; once
 // one caller's count reaches max, the rest get ErrConflict.
-func testConcurrentFailVerification(t *testing.T, s store.Store) {
+func testConcurrentAttemptVerification(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("u1"))
 	for i, tc := range []struct {
 		name string
@@ -353,7 +353,7 @@ func testConcurrentFailVerification(t *testing.T, s store.Store) {
 			counts := make([]int, racers)
 			errs := make([]error, racers)
 			concurrently(racers, func(j int) {
-				counts[j], errs[j] = s.Verifications().FailVerification(t.Context(), v.ID, tc.max, base.Add(time.Duration(j)*time.Second))
+				counts[j], errs[j] = s.Verifications().AttemptVerification(t.Context(), v.ID, tc.max, base.Add(time.Duration(j)*time.Second))
 			})
 			want := min(racers, tc.max)
 			seen := map[int]int{} // count -> racer

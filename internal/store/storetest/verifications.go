@@ -19,7 +19,7 @@ var verificationsTests = []storeTest{
 	{"NewerReplacesOlder", testNewerVerificationReplacesOlder},
 	{"InTx", testVerificationsInTx},
 	{"ConsumeVerification", testConsumeVerification},
-	{"FailVerification", testFailVerification},
+	{"AttemptVerification", testAttemptVerification},
 	{"RetireVerifications", testRetireVerifications},
 	{"DeleteVerificationsBefore", testDeleteVerificationsBefore},
 }
@@ -257,8 +257,8 @@ func testVerificationsNotFound(t *testing.T, s store.Store) {
 		{"ConsumeVerification", func() error {
 			return s.Verifications().ConsumeVerification(t.Context(), "missing", base)
 		}},
-		{"FailVerification", func() error {
-			_, err := s.Verifications().FailVerification(t.Context(), "missing", 5, base)
+		{"AttemptVerification", func() error {
+			_, err := s.Verifications().AttemptVerification(t.Context(), "missing", 5, base)
 			return err
 		}},
 	} {
@@ -436,7 +436,7 @@ func testConsumeVerification(t *testing.T, s store.Store) {
 	})
 }
 
-func testFailVerification(t *testing.T, s store.Store) {
+func testAttemptVerification(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("u1"))
 	mustCreateUser(t, s, newUser("u2"))
 	v := newVerification("v1", "u1", store.PurposeEmailOTP)
@@ -456,11 +456,11 @@ func testFailVerification(t *testing.T, s store.Store) {
 		{"after max", 0, store.ErrConflict},
 	} {
 		t.Run(step.name, func(t *testing.T) {
-			n, err := s.Verifications().FailVerification(t.Context(), v.ID, maxFailures, at(i))
+			n, err := s.Verifications().AttemptVerification(t.Context(), v.ID, maxFailures, at(i))
 			if step.err != nil {
-				wantErr(t, "FailVerification", err, step.err)
+				wantErr(t, "AttemptVerification", err, step.err)
 			} else if err != nil || n != step.count {
-				t.Fatalf("FailVerification = %d, %v; want %d", n, err, step.count)
+				t.Fatalf("AttemptVerification = %d, %v; want %d", n, err, step.count)
 			}
 			if step.count > 0 {
 				want.Attempts = step.count
@@ -479,16 +479,16 @@ func testFailVerification(t *testing.T, s store.Store) {
 		if err := s.Verifications().ConsumeVerification(t.Context(), c.ID, base); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.Verifications().FailVerification(t.Context(), c.ID, maxFailures, at(1))
-		wantErr(t, "FailVerification", err, store.ErrConflict)
+		_, err := s.Verifications().AttemptVerification(t.Context(), c.ID, maxFailures, at(1))
+		wantErr(t, "AttemptVerification", err, store.ErrConflict)
 		if d := diffVerification(wantUsed(c, base), mustVerification(t, s, c.LinkHash)); d != "" {
 			t.Errorf("stored verification (-want +got):\n%s", d)
 		}
 	})
 	t.Run("max 1", func(t *testing.T) {
 		one := mustCreateVerification(t, s, newVerification("v-one", "u1", store.PurposeVerifyPhone))
-		if n, err := s.Verifications().FailVerification(t.Context(), one.ID, 1, at(1)); n != 1 || err != nil {
-			t.Fatalf("FailVerification = %d, %v; want 1", n, err)
+		if n, err := s.Verifications().AttemptVerification(t.Context(), one.ID, 1, at(1)); n != 1 || err != nil {
+			t.Fatalf("AttemptVerification = %d, %v; want 1", n, err)
 		}
 		w := wantUsed(one, at(1))
 		w.Attempts = 1
