@@ -235,8 +235,10 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	now := s.Sessions.Now()
 	audit.Append(ctx, s.DB.Audit(), s.Log, audit.With(o.event(now, audit.EmailChangeRequested, u.ID, p.Session.ID), "new_email", email.Display))
 	s.background("change email", func(ctx context.Context) error {
-		if _, err := s.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
-			return s.notice(ctx, o, mail.KindAccountExists, "", email.Display, mail.Data{Link: s.page("recovery")})
+		// The notice goes to the address on record, never to the spelling
+		// the requester typed, and shows in that account's activity.
+		if other, err := s.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+			return s.notice(ctx, o, mail.KindAccountExists, other.ID, other.Email, mail.Data{Link: s.page("recovery")})
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}

@@ -1,0 +1,1045 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/mail/mailtest"
+)
+
+// End-to-end tests of e-mail verification, password reset (recovery),
+// enumeration-safe sign-up and the change of e-mail address, against a real
+// server and a real SMTP server. Every helper here starts with "vf".
+
+// Subjects of the e-mails (mail/templates/*.txt), enough to tell them
+// apart; matched case-insensitively.
+const (
+	vfSubjVerify    = "Confirm your e-mail address"     // verify_email
+	vfSubjRecovery  = "Reset your"                      // recovery
+	vfSubjPwChanged = "password was changed"            // password_changed
+	vfSubjChange    = "Confirm your new e-mail address" // change_email (to the new address)
+	vfSubjChanged   = "e-mail address was changed"      // email_changed (to the old address)
+	vfSubjExists    = "already have"                    // account_exists
+	vfSubjMagic     = "Sign in to"                      // magic_link
+	vfSubjOTP       = "sign-in code"                    // email_otp
+)
+
+// Passwords that pass the policy, other than goodPassword.
+const (
+	vfNewPassword   = "an entirely fresh reset passphrase"
+	vfOtherPassword = "yet another brand new passphrase"
+)
+
+// vfMailKey names one stream of e-mails: one harness, one recipient, one
+// kind (by subject).
+type vfMailKey struct {
+	h           *harness
+	to, subject string
+}
+
+var (
+	vfTakenMu sync.Mutex
+	vfTaken   = map[vfMailKey]int{}
+	vfLinkRE  = regexp.MustCompile(`https?://\S+#token=ghl_[A-Za-z0-9_-]+`)
+)
+
+// vfMails are the e-mails to `to` whose subject contains subject, in the
+// order the SMTP server accepted them.
+func vfMails(h *harness, to, subject string) []mailtest.Received {
+	var out []mailtest.Received
+	for _, m := range h.smtp.Messages() {
+		if !strings.Contains(strings.ToLower(m.Subject), strings.ToLower(subject)) {
+			continue
+		}
+		for _, rcpt := range m.To {
+			if strings.EqualFold(rcpt, to) {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// vfNext waits for the next e-mail of a kind to an address that the test
+// has not taken yet.
+func vfNext(t testing.TB, h *harness, to, subject string) mailtest.Received {
+	t.Helper()
+	k := vfMailKey{h, strings.ToLower(to), subject}
+	vfTakenMu.Lock()
+	n := vfTaken[k]
+	vfTaken[k] = n + 1
+	vfTakenMu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ms := vfMails(h, to, subject); len(ms) > n {
+			return ms[n]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no e-mail #%d %q to %s within 10s", n+1, subject, to)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// vfSettle gives background jobs queued before it a moment to finish, so
+// that an absent e-mail is really absent rather than late.
+func vfSettle() { time.Sleep(200 * time.Millisecond) }
+
+// vfLink is the absolute link, secret included, in an e-mail's text body.
+func vfLink(t testing.TB, m mailtest.Received) string {
+	t.Helper()
+	l := vfLinkRE.FindString(m.Text)
+	if l == "" {
+		t.Fatalf("no link in e-mail %q:\n%s", m.Subject, m.Text)
+	}
+	return l
+}
+
+// vfPost sends a JSON POST from a fresh, anonymous browser.
+func vfPost(h *harness, path string, body any) *response {
+	h.t.Helper()
+	return h.client().do("POST", path, body)
+}
+
+// vfWant fails the test unless r has the status and (if code is not "")
+// the problem code.
+func vfWant(t testing.TB, r *response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d %s: %s", r.status, status, code, r.body)
+	}
+	if code != "" {
+		if got := r.code(t); got != code {
+			t.Fatalf("problem code %q, want %q: %s", got, code, r.body)
+		}
+	}
+}
+
+// vfAccepted checks the one answer of requests that name an address.
+func vfAccepted(t testing.TB, r *response) {
+	t.Helper()
+	vfWant(t, r, http.StatusAccepted, "")
+	if s := r.json(t)["status"]; s != "accepted" {
+		t.Fatalf("202 with status %v: %s", s, r.body)
+	}
+}
+
+// vfUser is the caller's user as GET /v1/me shows it.
+func vfUser(t testing.TB, c *client) map[string]any {
+	t.Helper()
+	r := c.do("GET", "/v1/me", nil)
+	mustStatus(t, r, http.StatusOK)
+	return r.json(t)["user"].(map[string]any)
+}
+
+// vfVerified reports email_verified of the account whose access token
+// this is: a bearer request reads the user from the store, never from a
+// cached copy.
+func vfVerified(t testing.TB, h *harness, access string) bool {
+	t.Helper()
+	r := h.raw("GET", "/v1/me", "", "", bearer(access))
+	mustStatus(t, r, http.StatusOK)
+	return r.json(t)["user"].(map[string]any)["email_verified"] == true
+}
+
+// vfVaryingHeaders differ between any two responses.
+var vfVaryingHeaders = []string{"Date", "X-Request-Id"}
+
+// vfSameAnswer fails unless a and b are indistinguishable: status, body,
+// and header names and values except vfVaryingHeaders (and skip).
+func vfSameAnswer(t testing.TB, what string, a, b *response, skip ...string) {
+	t.Helper()
+	if a.status != b.status {
+		t.Errorf("%s: status %d vs %d", what, a.status, b.status)
+	}
+	if string(a.body) != string(b.body) {
+		t.Errorf("%s: bodies differ:\n%s\n%s", what, a.body, b.body)
+	}
+	ignore := append(slices.Clone(vfVaryingHeaders), skip...)
+	names := func(h http.Header) []string {
+		var out []string
+		for k := range h {
+			if !slices.Contains(ignore, k) {
+				out = append(out, k)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	na, nb := names(a.header), names(b.header)
+	if !slices.Equal(na, nb) {
+		t.Errorf("%s: header names differ:\n%v\n%v", what, na, nb)
+		return
+	}
+	for _, k := range na {
+		if !slices.Equal(a.header[k], b.header[k]) {
+			t.Errorf("%s: header %s differs: %q vs %q", what, k, a.header[k], b.header[k])
+		}
+	}
+}
+
+// vfStripRequestID is a problem body without its request_id.
+func vfStripRequestID(t testing.TB, r *response) string {
+	t.Helper()
+	m := r.json(t)
+	delete(m, "request_id")
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// vfRequestReset asks for a reset link for email and returns its token.
+func vfRequestReset(t testing.TB, h *harness, email string) string {
+	t.Helper()
+	vfAccepted(t, vfPost(h, "/v1/recovery", map[string]string{"email": email}))
+	return linkToken(t, vfNext(t, h, email, vfSubjRecovery))
+}
+
+// vfCompleteReset posts a reset.
+func vfCompleteReset(h *harness, token, pw string) *response {
+	h.t.Helper()
+	return vfPost(h, "/v1/recovery/complete", map[string]string{"token": token, "new_password": pw})
+}
+
+// --- 1. E-mail verification -------------------------------------------
+
+func TestVerificationEmailLinkAndCode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+
+		// The link: sign-up sends it with a code; it verifies once.
+		ada := h.client()
+		r := ada.signup("ada@example.com", goodPassword)
+		mustStatus(t, r, http.StatusCreated)
+		if u := r.json(t)["user"].(map[string]any); u["email_verified"] != false {
+			t.Fatalf("verified at sign-up: %v", u)
+		}
+		m := vfNext(t, h, "ada@example.com", vfSubjVerify)
+		if l := vfLink(t, m); !strings.HasPrefix(l, h.cfg.PublicURL+"/ui/verify-email#token=ghl_") {
+			t.Errorf("verification link %q", l)
+		}
+		if c := mailCode(t, m); len(c) != 6 {
+			t.Errorf("code %q", c)
+		}
+		tok := linkToken(t, m)
+		r = vfPost(h, "/v1/verify-email", map[string]string{"token": tok})
+		mustStatus(t, r, http.StatusOK)
+		if b := r.json(t); b["email_verified"] != true || b["email"] != "ada@example.com" {
+			t.Errorf("verify answer %s", r.body)
+		}
+		// (The session's first request: read from the store, not from a
+		// cached copy; see TestVerificationVisibleToSignedInSession.)
+		if u := vfUser(t, ada); u["email_verified"] != true {
+			t.Fatalf("/v1/me after verification: %v", u)
+		}
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": tok}), http.StatusBadRequest, "invalid_token")
+		// The code of a used verification is spent with it.
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "ada@example.com", "code": mailCode(t, m)}), http.StatusUnauthorized, "invalid_code")
+
+		// The code, on another account.
+		bob := h.tokenUser("bob@example.com", "native").access
+		mb := vfNext(t, h, "bob@example.com", vfSubjVerify)
+		r = vfPost(h, "/v1/verify-email", map[string]string{"email": "bob@example.com", "code": mailCode(t, mb)})
+		mustStatus(t, r, http.StatusOK)
+		if !vfVerified(t, h, bob) {
+			t.Fatal("the code did not verify the address")
+		}
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "bob@example.com", "code": mailCode(t, mb)}), http.StatusUnauthorized, "invalid_code")
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, mb)}), http.StatusBadRequest, "invalid_token")
+
+		// A resend retires the older link and code.
+		cy := h.tokenUser("cy@example.com", "native").access
+		m1 := vfNext(t, h, "cy@example.com", vfSubjVerify)
+		vfAccepted(t, vfPost(h, "/v1/verify-email/resend", map[string]string{"email": "cy@example.com"}))
+		m2 := vfNext(t, h, "cy@example.com", vfSubjVerify)
+		if linkToken(t, m1) == linkToken(t, m2) {
+			t.Fatal("the resend carries the same link")
+		}
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, m1)}), http.StatusBadRequest, "invalid_token")
+		if mailCode(t, m1) != mailCode(t, m2) { // equal with probability 1e-6
+			vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "cy@example.com", "code": mailCode(t, m1)}), http.StatusUnauthorized, "invalid_code")
+		}
+		if vfVerified(t, h, cy) {
+			t.Fatal("retired proofs verified the address")
+		}
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, m2)}), http.StatusOK)
+		if !vfVerified(t, h, cy) {
+			t.Fatal("the new link did not verify")
+		}
+
+		// A code of one account, presented with another account's address.
+		dee := h.tokenUser("dee@example.com", "native").access
+		eve := h.tokenUser("eve@example.com", "native").access
+		md := vfNext(t, h, "dee@example.com", vfSubjVerify)
+		me := vfNext(t, h, "eve@example.com", vfSubjVerify)
+		if mailCode(t, md) != mailCode(t, me) {
+			vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "eve@example.com", "code": mailCode(t, md)}), http.StatusUnauthorized, "invalid_code")
+		}
+		if vfVerified(t, h, eve) || vfVerified(t, h, dee) {
+			t.Fatal("a code of another account verified an address")
+		}
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "dee@example.com", "code": mailCode(t, md)}), http.StatusOK)
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "eve@example.com", "code": mailCode(t, me)}), http.StatusOK)
+
+		// Expiry (last: it moves the clock a day on).
+		fay := h.tokenUser("fay@example.com", "native").access
+		if vfVerified(t, h, fay) {
+			t.Fatal("verified at sign-up")
+		}
+		mf := vfNext(t, h, "fay@example.com", vfSubjVerify)
+		h.clock.Advance(h.cfg.VerifyEmailTTL + time.Second)
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, mf)}), http.StatusBadRequest, "invalid_token")
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "fay@example.com", "code": mailCode(t, mf)}), http.StatusUnauthorized, "invalid_code")
+		c := h.client()
+		mustStatus(t, c.login("fay@example.com", goodPassword), http.StatusOK)
+		if u := vfUser(t, c); u["email_verified"] != false {
+			t.Fatalf("an expired link verified: %v", u)
+		}
+	})
+}
+
+// A signed-in browser sees its own account's changes at once: GET /v1/me
+// right after the address is verified, or changed, shows it.
+func TestVerificationVisibleToSignedInSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		c := h.newUser("seen@example.com")
+		if u := vfUser(t, c); u["email_verified"] != false {
+			t.Fatalf("verified at sign-up: %v", u)
+		}
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, vfNext(t, h, "seen@example.com", vfSubjVerify))}), http.StatusOK)
+		if u := vfUser(t, c); u["email_verified"] != true {
+			t.Errorf("GET /v1/me right after verification: email_verified = %v (a stale cached copy of the user)", u["email_verified"])
+		}
+
+		d := h.newUser("move@example.com")
+		if u := vfUser(t, d); u["email"] != "move@example.com" {
+			t.Fatalf("/v1/me %v", u)
+		}
+		vfAccepted(t, d.do("POST", "/v1/email", map[string]string{"new_email": "moved@example.com"}))
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, vfNext(t, h, "moved@example.com", vfSubjChange))}), http.StatusOK)
+		if u := vfUser(t, d); u["email"] != "moved@example.com" || u["email_verified"] != true {
+			t.Errorf("GET /v1/me of the requesting session right after the change: email %v, email_verified %v (a stale cached copy of the user)", u["email"], u["email_verified"])
+		}
+		// What the session acts on is current too: a resend of the
+		// verification (the address is verified now) mails nobody, and
+		// above all not the previous address.
+		vfNext(t, h, "move@example.com", vfSubjChanged)
+		vfAccepted(t, d.do("POST", "/v1/verify-email/resend", map[string]string{}))
+		vfSettle()
+		if n := len(vfMails(h, "move@example.com", vfSubjVerify)); n != 1 {
+			t.Errorf("the previous address got %d verification e-mails after the change, want 1 (the sign-up's)", n)
+		}
+		if n := len(vfMails(h, "moved@example.com", vfSubjVerify)); n != 0 {
+			t.Errorf("the verified new address got %d verification e-mails", n)
+		}
+	})
+}
+
+// The same across replicas: a verification on replica A reaches the cached
+// copy of a session on replica B (PostgreSQL and Redis only).
+func TestVerificationReachesOtherReplica(t *testing.T) {
+	a := newHarness(t, "postgres+redis", func(c *config.Config) { c.SessionCacheTTL = time.Hour })
+	b := startHarness(t, a.cfg) // same database, Redis prefix, keys and SMTP server
+	a.newUser("replica@example.com")
+	phone := b.client()
+	mustStatus(t, phone.login("replica@example.com", goodPassword), http.StatusOK)
+	if u := vfUser(t, phone); u["email_verified"] != false { // warms B's cache
+		t.Fatalf("verified at sign-up: %v", u)
+	}
+	mustStatus(t, vfPost(a, "/v1/verify-email", map[string]string{"token": linkToken(t, vfNext(t, a, "replica@example.com", vfSubjVerify))}), http.StatusOK)
+	deadline := time.Now().Add(2 * time.Second)
+	for vfUser(t, phone)["email_verified"] != true {
+		if time.Now().After(deadline) {
+			t.Fatal("replica B still shows the address unverified after it was verified on replica A")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Wrong codes kill a code: after MaxCodeAttempts (5) failures, the right
+// code no longer works.
+func TestAttackVerifyCodeGuessingKillsCode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		guess := h.tokenUser("guess@example.com", "native").access
+		m := vfNext(t, h, "guess@example.com", vfSubjVerify)
+		code := mailCode(t, m)
+		n, _ := strconv.Atoi(code)
+		for i := range 5 {
+			wrong := fmt.Sprintf("%06d", (n+1+i)%1_000_000)
+			vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "guess@example.com", "code": wrong}), http.StatusUnauthorized, "invalid_code")
+		}
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "guess@example.com", "code": code}), http.StatusUnauthorized, "invalid_code")
+		if vfVerified(t, h, guess) {
+			t.Fatal("a killed code verified")
+		}
+		// The link of the same verification died with the code.
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, m)}), http.StatusBadRequest, "invalid_token")
+		// Malformed codes are refused without a lookup, the same way.
+		for _, bad := range []string{"12345", "1234567", "12a456", " 123456"} {
+			vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"email": "guess@example.com", "code": bad}), http.StatusUnauthorized, "invalid_code")
+		}
+	})
+}
+
+// --- 2. Password reset ---------------------------------------------------
+
+func TestRecoveryFlow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		rita := h.newUser("rita@example.com")
+		// Asked for in another spelling, the link goes to the address on
+		// record, never to the address as typed.
+		vfAccepted(t, vfPost(h, "/v1/recovery", map[string]string{"email": "RITA@Example.COM"}))
+		m := vfNext(t, h, "rita@example.com", vfSubjRecovery)
+		if !slices.Equal(m.To, []string{"rita@example.com"}) {
+			t.Errorf("reset e-mail sent to %v, want the address on record", m.To)
+		}
+		if l := vfLink(t, m); !strings.HasPrefix(l, h.cfg.PublicURL+"/ui/reset-password#token=ghl_") {
+			t.Errorf("reset link %q", l)
+		}
+		r := vfCompleteReset(h, linkToken(t, m), vfNewPassword)
+		mustStatus(t, r, http.StatusOK)
+		if n := r.json(t)["revoked_sessions"]; n != float64(1) {
+			t.Errorf("revoked_sessions = %v, want 1 (the sign-up session)", n)
+		}
+		if r.header.Get("Set-Cookie") != "" {
+			t.Errorf("a reset signed someone in: Set-Cookie %q", r.header.Get("Set-Cookie"))
+		}
+		vfWant(t, rita.do("GET", "/v1/me", nil), http.StatusUnauthorized, "")
+		vfWant(t, h.client().login("rita@example.com", goodPassword), http.StatusUnauthorized, "invalid_credentials")
+		fresh := h.client()
+		mustStatus(t, fresh.login("rita@example.com", vfNewPassword), http.StatusOK)
+		// Following the link proved control of the address.
+		if u := vfUser(t, fresh); u["email_verified"] != true {
+			t.Errorf("after a reset through the address, email_verified = %v", u["email_verified"])
+		}
+		notice := vfNext(t, h, "rita@example.com", vfSubjPwChanged)
+		if strings.Contains(notice.Text, "#token=") || !strings.Contains(notice.Text, h.cfg.PublicURL+"/ui/recovery") {
+			t.Errorf("password-changed notice:\n%s", notice.Text)
+		}
+	})
+}
+
+// A reset gives the owner the account back at once: failed guesses by
+// others no longer lock the sign-in.
+func TestRecoveryLiftsSignInLockout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) { c.LoginFailuresPerAccount = 3 })
+		h.newUser("locked@example.com")
+		for range 3 {
+			vfWant(t, h.client().login("locked@example.com", "an attacker's guess at it"), http.StatusUnauthorized, "invalid_credentials")
+		}
+		vfWant(t, h.client().login("locked@example.com", goodPassword), http.StatusTooManyRequests, "rate_limited")
+		mustStatus(t, vfCompleteReset(h, vfRequestReset(t, h, "locked@example.com"), vfNewPassword), http.StatusOK)
+		mustStatus(t, h.client().login("locked@example.com", vfNewPassword), http.StatusOK)
+	})
+}
+
+func TestAttackResetTokenReused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("reuse@example.com")
+		tok := vfRequestReset(t, h, "reuse@example.com")
+		mustStatus(t, vfCompleteReset(h, tok, vfNewPassword), http.StatusOK)
+		vfWant(t, vfCompleteReset(h, tok, vfOtherPassword), http.StatusBadRequest, "invalid_token")
+		vfWant(t, h.client().login("reuse@example.com", vfOtherPassword), http.StatusUnauthorized, "invalid_credentials")
+		mustStatus(t, h.client().login("reuse@example.com", vfNewPassword), http.StatusOK)
+	})
+}
+
+func TestAttackResetTokenExpired(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("late@example.com")
+		tok := vfRequestReset(t, h, "late@example.com")
+		h.clock.Advance(h.cfg.RecoveryTTL + time.Second)
+		vfWant(t, vfCompleteReset(h, tok, vfNewPassword), http.StatusBadRequest, "invalid_token")
+		mustStatus(t, h.client().login("late@example.com", goodPassword), http.StatusOK)
+	})
+}
+
+func TestAttackResetTokenSupersededByNewer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("twice@example.com")
+		first := vfRequestReset(t, h, "twice@example.com")
+		second := vfRequestReset(t, h, "twice@example.com")
+		if first == second {
+			t.Fatal("two requests got the same link")
+		}
+		vfWant(t, vfCompleteReset(h, first, vfNewPassword), http.StatusBadRequest, "invalid_token")
+		mustStatus(t, vfCompleteReset(h, second, vfOtherPassword), http.StatusOK)
+		mustStatus(t, h.client().login("twice@example.com", vfOtherPassword), http.StatusOK)
+	})
+}
+
+func TestAttackResetTokenAfterPasswordChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		c := h.newUser("change@example.com")
+		tok := vfRequestReset(t, h, "change@example.com")
+		// The owner changes the password while signed in: a reset link
+		// that someone else may hold dies.
+		mustStatus(t, c.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": vfOtherPassword}), http.StatusOK)
+		vfNext(t, h, "change@example.com", vfSubjPwChanged)
+		vfWant(t, vfCompleteReset(h, tok, vfNewPassword), http.StatusBadRequest, "invalid_token")
+		vfWant(t, h.client().login("change@example.com", vfNewPassword), http.StatusUnauthorized, "invalid_credentials")
+		mustStatus(t, h.client().login("change@example.com", vfOtherPassword), http.StatusOK)
+		mustStatus(t, c.do("GET", "/v1/me", nil), http.StatusOK)
+	})
+}
+
+func TestAttackResetTokenOfOtherAccount(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("amy@example.com")
+		ben := h.tokenUser("ben@example.com", "native").access
+		tokA := vfRequestReset(t, h, "amy@example.com")
+		mustStatus(t, vfCompleteReset(h, tokA, vfNewPassword), http.StatusOK)
+		mustStatus(t, h.client().login("amy@example.com", vfNewPassword), http.StatusOK)
+		// Ben's password, and his sessions, are untouched.
+		mustStatus(t, h.client().login("ben@example.com", goodPassword), http.StatusOK)
+		if vfVerified(t, h, ben) {
+			t.Fatal("Amy's reset verified Ben's address")
+		}
+
+		// Purposes do not cross: Ben's verification link does not reset
+		// his password, nor does his reset link verify his address (and
+		// neither attempt spends the link).
+		verifyB := linkToken(t, vfNext(t, h, "ben@example.com", vfSubjVerify))
+		resetB := vfRequestReset(t, h, "ben@example.com")
+		vfWant(t, vfCompleteReset(h, verifyB, vfOtherPassword), http.StatusBadRequest, "invalid_token")
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": resetB}), http.StatusBadRequest, "invalid_token")
+		if vfVerified(t, h, ben) {
+			t.Fatal("a reset link verified the address through /v1/verify-email")
+		}
+		mustStatus(t, h.raw("GET", "/v1/me", "", "", bearer(ben)), http.StatusOK) // no password changed
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": verifyB}), http.StatusOK)
+		mustStatus(t, vfCompleteReset(h, resetB, vfOtherPassword), http.StatusOK)
+		mustStatus(t, h.client().login("ben@example.com", vfOtherPassword), http.StatusOK)
+	})
+}
+
+// Several browsers racing with one reset link: exactly one sets its
+// password.
+func TestAttackResetTokenConcurrentUse(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("race@example.com")
+		tok := vfRequestReset(t, h, "race@example.com")
+		const n = 4
+		statuses := make([]*response, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				statuses[i] = vfCompleteReset(h, tok, fmt.Sprintf("%s number %d", vfNewPassword, i))
+			})
+		}
+		wg.Wait()
+		winner := -1
+		for i, r := range statuses {
+			switch r.status {
+			case http.StatusOK:
+				if winner >= 0 {
+					t.Fatalf("two resets with one link succeeded: %d and %d", winner, i)
+				}
+				winner = i
+			default:
+				vfWant(t, r, http.StatusBadRequest, "invalid_token")
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no reset succeeded")
+		}
+		for i := range n {
+			want := http.StatusUnauthorized
+			if i == winner {
+				want = http.StatusOK
+			}
+			mustStatus(t, h.client().login("race@example.com", fmt.Sprintf("%s number %d", vfNewPassword, i)), want)
+		}
+	})
+}
+
+// vfForged sends a request whose Host and forwarding headers name an
+// attacker's site, from a client address it also tries to forge.
+func vfForged(t testing.TB, h *harness, path string, body any) *response {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "evil.example"
+	for k, v := range map[string]string{
+		"Content-Type":       "application/json",
+		"User-Agent":         uaFirefox,
+		"X-Forwarded-Host":   "evil.example",
+		"X-Forwarded-Proto":  "https",
+		"X-Forwarded-Port":   "443",
+		"X-Forwarded-Server": "evil.example",
+		"X-Forwarded-For":    "6.6.6.6",
+		"X-Real-IP":          "6.6.6.6",
+		"X-Original-Host":    "evil.example",
+		"X-Host":             "evil.example",
+		"Forwarded":          "for=6.6.6.6;host=evil.example;proto=https",
+	} {
+		req.Header.Set(k, v)
+	}
+	res, err := h.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func TestAttackResetLinkIgnoresForgedHost(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("host@example.com")
+		vfAccepted(t, vfForged(t, h, "/v1/recovery", map[string]string{"email": "host@example.com"}))
+		m := vfNext(t, h, "host@example.com", vfSubjRecovery)
+		if l := vfLink(t, m); !strings.HasPrefix(l, h.cfg.PublicURL+"/") {
+			t.Errorf("reset link %q does not start with the public URL %q", l, h.cfg.PublicURL)
+		}
+		for part, s := range map[string]string{"text": m.Text, "html": m.HTML, "subject": m.Subject} {
+			if strings.Contains(s, "evil") || strings.Contains(s, "6.6.6.6") {
+				t.Errorf("the %s of the reset e-mail carries a forged header:\n%s", part, s)
+			}
+		}
+		// The notice of the reset, also built for a forged request.
+		mustStatus(t, vfForged(t, h, "/v1/recovery/complete", map[string]string{"token": linkToken(t, m), "new_password": vfNewPassword}), http.StatusOK)
+		n := vfNext(t, h, "host@example.com", vfSubjPwChanged)
+		if strings.Contains(n.Text, "evil") || strings.Contains(n.HTML, "evil") || strings.Contains(n.Text, "6.6.6.6") {
+			t.Errorf("the password-changed notice carries a forged header:\n%s", n.Text)
+		}
+		if !strings.Contains(n.Text, h.cfg.PublicURL+"/ui/recovery") {
+			t.Errorf("the notice's recovery link is not on the public URL:\n%s", n.Text)
+		}
+	})
+}
+
+func TestAttackWeakPasswordDoesNotSpendResetLink(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		h.newUser("weak@example.com")
+		tok := vfRequestReset(t, h, "weak@example.com")
+		vfWant(t, vfCompleteReset(h, tok, "password"), http.StatusBadRequest, "weak_password")
+		vfWant(t, vfCompleteReset(h, tok, "weak@example.com"), http.StatusBadRequest, "weak_password")
+		mustStatus(t, h.client().login("weak@example.com", goodPassword), http.StatusOK)
+		mustStatus(t, vfCompleteReset(h, tok, vfNewPassword), http.StatusOK)
+		mustStatus(t, h.client().login("weak@example.com", vfNewPassword), http.StatusOK)
+	})
+}
+
+func TestAttackResetKillsEverySession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const email = "kim@example.com"
+		native := h.tokenUser(email, "native")
+		rb := h.raw("POST", "/v1/login", "application/json", jsonBody(map[string]string{"email": email, "password": goodPassword, "mode": "token"}), nil)
+		mustStatus(t, rb, http.StatusOK)
+		browser := tokensOf(t, rb, refreshCookie)
+		if browser.cookie == nil {
+			t.Fatalf("token-mode browser sign-in without a refresh cookie: %s", rb.body)
+		}
+		cookie := h.client()
+		mustStatus(t, cookie.login(email, goodPassword), http.StatusOK)
+		mustStatus(t, cookie.do("GET", "/v1/me", nil), http.StatusOK)
+		mustStatus(t, h.raw("GET", "/v1/me", "", "", bearer(native.access)), http.StatusOK)
+		mustStatus(t, h.raw("GET", "/v1/me", "", "", bearer(browser.access)), http.StatusOK)
+
+		r := vfCompleteReset(h, vfRequestReset(t, h, email), vfNewPassword)
+		mustStatus(t, r, http.StatusOK)
+		if n := r.json(t)["revoked_sessions"]; n != float64(3) {
+			t.Errorf("revoked_sessions = %v, want 3", n)
+		}
+		vfWant(t, cookie.do("GET", "/v1/me", nil), http.StatusUnauthorized, "")
+		// Unexpired access tokens die at once (revocation), not at expiry.
+		vfWant(t, h.raw("GET", "/v1/me", "", "", bearer(native.access)), http.StatusUnauthorized, "")
+		vfWant(t, h.raw("GET", "/v1/me", "", "", bearer(browser.access)), http.StatusUnauthorized, "")
+		vfWant(t, h.refreshNative(native.refresh, uaCurl), http.StatusUnauthorized, "invalid_grant")
+		vfWant(t, h.raw("POST", "/v1/token/refresh", "", "", nil, browser.cookie), http.StatusUnauthorized, "invalid_grant")
+	})
+}
+
+// --- 3. Enumeration ------------------------------------------------------
+
+func TestAttackRecoveryDoesNotRevealAccounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const known, unknown = "known@example.com", "ghost@example.com"
+		h.newUser(known) // unverified: a resend sends mail
+		vfNext(t, h, known, vfSubjVerify)
+		for _, tc := range []struct{ path, subject string }{
+			{"/v1/recovery", vfSubjRecovery},
+			{"/v1/magic-link", vfSubjMagic},
+			{"/v1/otp/email", vfSubjOTP},
+			{"/v1/verify-email/resend", vfSubjVerify},
+		} {
+			ru := vfPost(h, tc.path, map[string]string{"email": unknown})
+			rk := vfPost(h, tc.path, map[string]string{"email": known})
+			vfAccepted(t, rk)
+			vfSameAnswer(t, tc.path, rk, ru)
+			vfNext(t, h, known, tc.subject)
+		}
+		vfSettle()
+		if n := h.mailCount(unknown); n != 0 {
+			t.Errorf("%d e-mails to an address without an account", n)
+		}
+
+		// A wrong code is wrong the same way for an address with a
+		// pending verification and for one without an account.
+		code := mailCode(t, vfMails(h, known, vfSubjVerify)[1]) // the resend's
+		wrong := "000000"
+		if code == wrong {
+			wrong = "000001"
+		}
+		rk := vfPost(h, "/v1/verify-email", map[string]string{"email": known, "code": wrong})
+		ru := vfPost(h, "/v1/verify-email", map[string]string{"email": unknown, "code": wrong})
+		vfWant(t, rk, http.StatusUnauthorized, "invalid_code")
+		if a, b := vfStripRequestID(t, rk), vfStripRequestID(t, ru); a != b {
+			t.Errorf("wrong code, known vs unknown address:\n%s\n%s", a, b)
+		}
+		vfSameAnswer(t, "wrong code, headers", &response{status: rk.status, header: rk.header}, &response{status: ru.status, header: ru.header}, "Content-Length")
+	})
+}
+
+// vfQuantiles returns the median and the 90th percentile.
+func vfQuantiles(ds []time.Duration) (median, p90 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)*9/10]
+}
+
+// The request path does the same work whether or not the address has an
+// account: the lookup happens in the background. Sequential, SQLite only.
+func TestRecoveryTimingOverlaps(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) {
+		c.MessagesPerAddress = 1000
+		c.MessagesPerIP = 1000
+	})
+	const known, unknown = "timed@example.com", "nobody@example.com"
+	h.newUser(known)
+	for i := range 6 { // warm-up
+		vfPost(h, "/v1/recovery", map[string]string{"email": []string{known, unknown}[i%2]})
+	}
+	var dk, du []time.Duration
+	for i := range 40 {
+		addr := known
+		if i%2 == 1 {
+			addr = unknown
+		}
+		start := time.Now()
+		r := vfPost(h, "/v1/recovery", map[string]string{"email": addr})
+		d := time.Since(start)
+		vfAccepted(t, r)
+		if addr == known {
+			dk = append(dk, d)
+		} else {
+			du = append(du, d)
+		}
+	}
+	mk, pk := vfQuantiles(dk)
+	mu, pu := vfQuantiles(du)
+	t.Logf("existing: median %v p90 %v; unknown: median %v p90 %v; ratio of medians %.2f", mk, pk, mu, pu, float64(mk)/float64(mu))
+	if mk >= pu || mu >= pk {
+		t.Errorf("latency distributions do not overlap: existing median %v (unknown p90 %v), unknown median %v (existing p90 %v)", mk, pu, mu, pk)
+	}
+}
+
+func vfBenchRecovery(b *testing.B, existing bool) {
+	h := newHarness(b, "sqlite", func(c *config.Config) {
+		c.MessagesPerAddress = 1 << 40
+		c.MessagesPerIP = 1 << 40
+	})
+	addr := "nobody@example.com"
+	if existing {
+		addr = "bench@example.com"
+		h.newUser(addr)
+	}
+	body := map[string]string{"email": addr}
+	for b.Loop() {
+		if r := vfPost(h, "/v1/recovery", body); r.status != http.StatusAccepted {
+			b.Fatalf("status %d: %s", r.status, r.body)
+		}
+	}
+}
+
+func BenchmarkRecoveryExisting(b *testing.B) { vfBenchRecovery(b, true) }
+func BenchmarkRecoveryUnknown(b *testing.B)  { vfBenchRecovery(b, false) }
+
+// --- 4. Enumeration-safe sign-up -----------------------------------------
+
+func TestVerificationRequiredSignupIsEnumerationSafe(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) { c.RequireVerifiedEmail = true })
+		const owner, newbie = "owner@example.com", "newbie@example.com"
+		r := h.client().signup(owner, goodPassword)
+		vfWant(t, r, http.StatusAccepted, "")
+		if r.json(t)["status"] != "verification_required" {
+			t.Fatalf("sign-up answer %s", r.body)
+		}
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, vfNext(t, h, owner, vfSubjVerify))}), http.StatusOK)
+
+		rn := h.client().signup(newbie, goodPassword)
+		re := h.client().signup(owner, vfOtherPassword)
+		vfWant(t, rn, http.StatusAccepted, "")
+		vfSameAnswer(t, "sign-up of a new and of a registered address", rn, re)
+		if rn.header.Get("Set-Cookie") != "" || re.header.Get("Set-Cookie") != "" {
+			t.Errorf("enumeration-safe sign-up set a cookie: %q / %q", rn.header.Get("Set-Cookie"), re.header.Get("Set-Cookie"))
+		}
+		exists := vfNext(t, h, owner, vfSubjExists)
+		if linkTokenRE.MatchString(exists.Text) {
+			t.Errorf("the account-exists notice carries a link secret:\n%s", exists.Text)
+		}
+		mv := vfNext(t, h, newbie, vfSubjVerify)
+		vfSettle()
+		if n := len(vfMails(h, owner, vfSubjVerify)); n != 1 {
+			t.Errorf("the registered address got %d verification e-mails, want 1", n)
+		}
+		// The attempt changed nothing on the existing account.
+		mustStatus(t, h.client().login(owner, goodPassword), http.StatusOK)
+		vfWant(t, h.client().login(owner, vfOtherPassword), http.StatusUnauthorized, "invalid_credentials")
+
+		// Before verification: only the password's holder learns more.
+		vfWant(t, h.client().login(newbie, vfOtherPassword), http.StatusUnauthorized, "invalid_credentials")
+		vfWant(t, h.client().login(newbie, goodPassword), http.StatusForbidden, "email_unverified")
+		mustStatus(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, mv)}), http.StatusOK)
+		c := h.client()
+		mustStatus(t, c.login(newbie, goodPassword), http.StatusOK)
+		if u := vfUser(t, c); u["email_verified"] != true || u["email"] != newbie {
+			t.Errorf("/v1/me after verification: %v", u)
+		}
+	})
+}
+
+// --- 5. Message throttle -------------------------------------------------
+
+func TestAttackRecoveryMessageThrottle(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const known, unknown = "busy@example.com", "void@example.com"
+		h.newUser(known)
+		limit := int(h.cfg.MessagesPerAddress)
+		refused := map[string]*response{}
+		for _, addr := range []string{known, unknown} {
+			for i := range limit {
+				r := vfPost(h, "/v1/recovery", map[string]string{"email": addr})
+				if r.status != http.StatusAccepted {
+					t.Fatalf("%s: request %d of %d refused: %d %s", addr, i+1, limit, r.status, r.body)
+				}
+			}
+			r := vfPost(h, "/v1/recovery", map[string]string{"email": addr})
+			vfWant(t, r, http.StatusTooManyRequests, "rate_limited")
+			ra, err := strconv.Atoi(r.header.Get("Retry-After"))
+			if err != nil || ra <= 0 || time.Duration(ra)*time.Second > h.cfg.MessageWindow {
+				t.Errorf("%s: Retry-After %q", addr, r.header.Get("Retry-After"))
+			}
+			refused[addr] = r
+			// Another spelling of the same address is the same counter.
+			vfWant(t, vfPost(h, "/v1/recovery", map[string]string{"email": strings.ToUpper(addr)}), http.StatusTooManyRequests, "rate_limited")
+		}
+		rk, ru := refused[known], refused[unknown]
+		if a, b := vfStripRequestID(t, rk), vfStripRequestID(t, ru); a != b {
+			t.Errorf("refusals differ:\n%s\n%s", a, b)
+		}
+		// Retry-After may differ by a second of real time (Redis);
+		// Content-Length with the request id's length.
+		vfSameAnswer(t, "429 bodies aside", &response{status: rk.status, header: rk.header}, &response{status: ru.status, header: ru.header}, "Retry-After", "Content-Length")
+		// Exactly `limit` reset e-mails reached the owner.
+		for range limit {
+			vfNext(t, h, known, vfSubjRecovery)
+		}
+		vfSettle()
+		if n := len(vfMails(h, known, vfSubjRecovery)); n != limit {
+			t.Errorf("%d reset e-mails, want %d", n, limit)
+		}
+		// The limit is per address: another one is still served.
+		vfAccepted(t, vfPost(h, "/v1/recovery", map[string]string{"email": "other@example.com"}))
+	})
+}
+
+// --- 6. Change of e-mail address -----------------------------------------
+
+func TestEmailChangeFlow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const old, next = "gwen@example.com", "gwen.new@example.com"
+		a := h.newUser(old)
+		b := h.client()
+		mustStatus(t, b.login(old, goodPassword), http.StatusOK)
+		// A reset link sent to the old address before the change.
+		staleReset := vfRequestReset(t, h, old)
+
+		h.clock.Advance(h.cfg.ReauthMaxAge + time.Second)
+		vfWant(t, a.do("POST", "/v1/email", map[string]string{"new_email": next}), http.StatusForbidden, "reauthentication_required")
+		mustStatus(t, a.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword}), http.StatusOK)
+		vfWant(t, a.do("POST", "/v1/email", map[string]string{"new_email": old}), http.StatusBadRequest, "invalid_field")
+		vfAccepted(t, a.do("POST", "/v1/email", map[string]string{"new_email": next}))
+		m := vfNext(t, h, next, vfSubjChange)
+		if l := vfLink(t, m); !strings.HasPrefix(l, h.cfg.PublicURL+"/ui/verify-email#token=ghl_") {
+			t.Errorf("confirmation link %q", l)
+		}
+		// Nothing changes before the link comes back.
+		if u := vfUser(t, a); u["email"] != old {
+			t.Fatalf("address changed before confirmation: %v", u)
+		}
+		mustStatus(t, h.client().login(old, goodPassword), http.StatusOK)
+		vfWant(t, h.client().login(next, goodPassword), http.StatusUnauthorized, "invalid_credentials")
+
+		r := vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, m)})
+		mustStatus(t, r, http.StatusOK)
+		if body := r.json(t); body["email"] != next || body["email_verified"] != true || body["revoked_sessions"] != float64(2) { // b, and the probe sign-in above
+			t.Errorf("confirmation answer %s", r.body)
+		}
+		if u := vfUser(t, a); u["email"] != next || u["email_verified"] != true {
+			t.Errorf("/v1/me after the change: %v", u)
+		}
+		vfWant(t, b.do("GET", "/v1/me", nil), http.StatusUnauthorized, "")
+		notice := vfNext(t, h, old, vfSubjChanged)
+		if !strings.Contains(notice.Text, next) || linkTokenRE.MatchString(notice.Text) {
+			t.Errorf("address-changed notice:\n%s", notice.Text)
+		}
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": linkToken(t, m)}), http.StatusBadRequest, "invalid_token")
+		// A link sent to the old address before the change is dead.
+		vfWant(t, vfCompleteReset(h, staleReset, vfNewPassword), http.StatusBadRequest, "invalid_token")
+		vfWant(t, h.client().login(old, goodPassword), http.StatusUnauthorized, "invalid_credentials")
+		mustStatus(t, h.client().login(next, goodPassword), http.StatusOK)
+	})
+}
+
+func TestAttackEmailChangeCancelledByPasswordReset(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const old, next = "gil@example.com", "attacker@example.net"
+		intruder := h.newUser(old)
+		vfAccepted(t, intruder.do("POST", "/v1/email", map[string]string{"new_email": next}))
+		change := linkToken(t, vfNext(t, h, next, vfSubjChange))
+		// The owner takes the account back through the current address.
+		mustStatus(t, vfCompleteReset(h, vfRequestReset(t, h, old), vfNewPassword), http.StatusOK)
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": change}), http.StatusBadRequest, "invalid_token")
+		owner := h.client()
+		mustStatus(t, owner.login(old, vfNewPassword), http.StatusOK)
+		if u := vfUser(t, owner); u["email"] != old {
+			t.Fatalf("address after the cancelled change: %v", u)
+		}
+		vfWant(t, h.client().login(next, vfNewPassword), http.StatusUnauthorized, "invalid_credentials")
+	})
+}
+
+func TestAttackEmailChangeNeedsLiveSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const old, next = "hugo@example.com", "hugo.new@example.com"
+		c := h.newUser(old)
+		vfAccepted(t, c.do("POST", "/v1/email", map[string]string{"new_email": next}))
+		change := linkToken(t, vfNext(t, h, next, vfSubjChange))
+		mustStatus(t, c.do("POST", "/v1/logout", nil), http.StatusNoContent)
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": change}), http.StatusBadRequest, "invalid_token")
+		fresh := h.client()
+		mustStatus(t, fresh.login(old, goodPassword), http.StatusOK)
+		if u := vfUser(t, fresh); u["email"] != old {
+			t.Fatalf("address after the change of a dead session: %v", u)
+		}
+	})
+}
+
+func TestAttackEmailChangeToTakenAddress(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const hal, ivy, free = "hal@example.com", "ivy@example.com", "hal.free@example.com"
+		c := h.newUser(hal)
+		h.newUser(ivy)
+		taken := c.do("POST", "/v1/email", map[string]string{"new_email": ivy})
+		vfAccepted(t, taken)
+		vacant := c.do("POST", "/v1/email", map[string]string{"new_email": free})
+		vfSameAnswer(t, "change to a registered and to a free address", taken, vacant)
+
+		exists := vfNext(t, h, ivy, vfSubjExists)
+		if linkTokenRE.MatchString(exists.Text) {
+			t.Errorf("the account-exists notice carries a link secret:\n%s", exists.Text)
+		}
+		vfNext(t, h, free, vfSubjChange) // queued after the one to ivy
+		vfSettle()
+		if n := len(vfMails(h, ivy, vfSubjChange)); n != 0 {
+			t.Errorf("%d change links sent to another account's address", n)
+		}
+		if u := vfUser(t, c); u["email"] != hal {
+			t.Errorf("address %v", u["email"])
+		}
+		mustStatus(t, h.client().login(ivy, goodPassword), http.StatusOK)
+	})
+}
+
+// The new address is registered by someone else between the request and
+// the confirmation: the confirmation fails and nothing changes.
+func TestAttackEmailChangeAddressTakenBeforeConfirmation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const old, next = "ike@example.com", "jo@example.com"
+		c := h.newUser(old)
+		vfAccepted(t, c.do("POST", "/v1/email", map[string]string{"new_email": next}))
+		change := linkToken(t, vfNext(t, h, next, vfSubjChange))
+		jo := h.newUser(next)
+		vfWant(t, vfPost(h, "/v1/verify-email", map[string]string{"token": change}), http.StatusConflict, "email_taken")
+		if u := vfUser(t, c); u["email"] != old {
+			t.Errorf("address %v", u["email"])
+		}
+		if u := vfUser(t, jo); u["email"] != next {
+			t.Errorf("the other account's address %v", u["email"])
+		}
+	})
+}
+
+// --- 7. Delivery failure -------------------------------------------------
+
+func TestRecoveryDeliveryFailureDoesNotLeakOrBlock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) {
+			c.SMTPURL = "smtp://127.0.0.1:1" // nothing listens
+			c.MailFrom = "Gatehouse <auth@gatehouse.test>"
+		})
+		h.newUser("lost@example.com")
+		var answers []*response
+		for _, addr := range []string{"lost@example.com", "nobody@example.com", "lost@example.com"} {
+			start := time.Now()
+			r := vfPost(h, "/v1/recovery", map[string]string{"email": addr})
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("%s: %v with the mail server down", addr, d)
+			}
+			vfAccepted(t, r)
+			answers = append(answers, r)
+		}
+		vfSameAnswer(t, "existing vs unknown, mail server down", answers[0], answers[1])
+		vfSameAnswer(t, "existing vs unknown, mail server down", answers[2], answers[1])
+		vfSettle()
+		if logs := h.logs.String(); strings.Contains(logs, "ghl_") {
+			t.Error("a link secret reached the logs")
+		}
+	})
+}
