@@ -172,11 +172,12 @@ func (s *Service) resendVerification(w http.ResponseWriter, r *http.Request) err
 		if err := s.throttleSend(r, p.User.EmailKey); err != nil {
 			return err
 		}
+		var job func(ctx context.Context) error
 		if !p.User.EmailVerified {
 			u := p.User
-			s.background("verify email", func(ctx context.Context) error { return s.sendVerification(ctx, o, &u) })
+			job = func(ctx context.Context) error { return s.sendVerification(ctx, o, &u) }
 		}
-		return writeAccepted(w)
+		return s.acceptThen(w, "verify email", job)
 	}
 	email, err := requestEmail(req.Email)
 	if err != nil {
@@ -185,7 +186,7 @@ func (s *Service) resendVerification(w http.ResponseWriter, r *http.Request) err
 	if err := s.throttleSend(r, email.Key); err != nil {
 		return err
 	}
-	s.background("verify email", func(ctx context.Context) error {
+	return s.acceptThen(w, "verify email", func(ctx context.Context) error {
 		u, err := s.DB.Users().UserByEmailKey(ctx, email.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -195,7 +196,6 @@ func (s *Service) resendVerification(w http.ResponseWriter, r *http.Request) err
 		}
 		return s.sendVerification(ctx, o, u)
 	})
-	return writeAccepted(w)
 }
 
 // changeEmail serves POST /v1/email {new_email}: after a recent sign-in, it
@@ -234,7 +234,7 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	o.sessionID = p.Session.ID
 	now := s.Sessions.Now()
 	audit.Append(ctx, s.DB.Audit(), s.Log, audit.With(o.event(now, audit.EmailChangeRequested, u.ID, p.Session.ID), "new_email", email.Display))
-	s.background("change email", func(ctx context.Context) error {
+	return s.acceptThen(w, "change email", func(ctx context.Context) error {
 		// The notice goes to the address on record, never to the spelling
 		// the requester typed, and shows in that account's activity.
 		if other, err := s.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
@@ -253,7 +253,6 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 		}
 		return s.issue(ctx, o, pr, out)
 	})
-	return writeAccepted(w)
 }
 
 // completeEmailChange applies a confirmed change of address: only while the

@@ -43,10 +43,9 @@ func (s *Service) addPhone(w http.ResponseWriter, r *http.Request, p *session.Pr
 		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
 	o, uid := originOf(r), p.User.ID
-	s.background("verify phone", func(ctx context.Context) error {
+	return s.acceptThen(w, "verify phone", func(ctx context.Context) error {
 		return s.sendPhoneCode(ctx, o, uid, store.PurposeVerifyPhone, phone)
 	})
-	return writeAccepted(w)
 }
 
 // verifyPhone serves POST /v1/phone/verify {code}.

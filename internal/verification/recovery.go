@@ -39,7 +39,7 @@ func (s *Service) recover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o := originOf(r)
-	s.background("recovery", func(ctx context.Context) error {
+	return s.acceptThen(w, "recovery", func(ctx context.Context) error {
 		u, err := s.DB.Users().UserByEmailKey(ctx, email.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -57,7 +57,6 @@ func (s *Service) recover(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.issue(ctx, o, p, out)
 	})
-	return writeAccepted(w)
 }
 
 // completeRecovery serves POST /v1/recovery/complete {token, new_password}:

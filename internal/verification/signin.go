@@ -64,7 +64,7 @@ func (s *Service) requestMagicLink(w http.ResponseWriter, r *http.Request) error
 		})
 	}
 	o := originOf(r)
-	s.background("magic link", func(ctx context.Context) error {
+	return s.acceptThen(w, "magic link", func(ctx context.Context) error {
 		u, err := s.DB.Users().UserByEmailKey(ctx, email.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -83,7 +83,6 @@ func (s *Service) requestMagicLink(w http.ResponseWriter, r *http.Request) error
 		}
 		return s.issue(ctx, o, p, out)
 	})
-	return writeAccepted(w)
 }
 
 // verifyMagicLink serves POST /v1/magic-link/verify {token, mode, client}:
@@ -146,7 +145,7 @@ func (s *Service) requestEmailCode(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	o := originOf(r)
-	s.background("email code", func(ctx context.Context) error {
+	return s.acceptThen(w, "email code", func(ctx context.Context) error {
 		u, err := s.DB.Users().UserByEmailKey(ctx, email.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -164,7 +163,6 @@ func (s *Service) requestEmailCode(w http.ResponseWriter, r *http.Request) error
 		}
 		return s.issue(ctx, o, p, out)
 	})
-	return writeAccepted(w)
 }
 
 // requestSMSCode serves POST /v1/otp/sms {phone}: 202 always (once the
@@ -184,7 +182,7 @@ func (s *Service) requestSMSCode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o := originOf(r)
-	s.background("sms code", func(ctx context.Context) error {
+	return s.acceptThen(w, "sms code", func(ctx context.Context) error {
 		u, err := s.DB.Users().UserByPhone(ctx, phone)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -194,7 +192,6 @@ func (s *Service) requestSMSCode(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.sendPhoneCode(ctx, o, u.ID, store.PurposeSMSOTP, phone)
 	})
-	return writeAccepted(w)
 }
 
 // sendPhoneCode issues a code of purpose and texts it to phone.
