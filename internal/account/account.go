@@ -75,6 +75,10 @@ type Handler struct {
 type Notifier interface {
 	// SignedUp sends u the verification of its address.
 	SignedUp(r *http.Request, u *store.User)
+	// VerificationNeeded sends u the verification of its address again,
+	// at most as often as the per-address message limit allows (silently:
+	// the caller's answer must not change).
+	VerificationNeeded(r *http.Request, u *store.User)
 	// SignupAttempted tells the owner of an existing account that someone
 	// tried to sign up with its address (enumeration-safe sign-up).
 	SignupAttempted(r *http.Request, u *store.User)
@@ -289,8 +293,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.Throttle.Reset(ctx, accountKey)
 	if h.RequireVerifiedEmail && !u.EmailVerified {
-		// Only the password's holder learns this.
-		return problem.EmailUnverified
+		// Answered as a wrong password: whoever signed up with an address
+		// holds that account's password, so a distinct answer here would
+		// tell them the address was free. The owner gets the verification
+		// e-mail again instead.
+		h.Notify.VerificationNeeded(r, u)
+		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""), "reason", "email_unverified"))
+		return problem.InvalidCredentials
 	}
 	now := h.Sessions.Now()
 	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
@@ -511,6 +520,14 @@ var errWrongPassword = errors.New("account: wrong password")
 // verify checks pw against u's hash. On success it returns the new hash to
 // store when the old one is not current (transparent rehash), or "".
 func (h *Handler) verify(ctx context.Context, u *store.User, pw string) (string, error) {
+	if u.PasswordHash == "" {
+		// No password (cleared when an unverified account's address was
+		// first proved): nothing matches, at the cost of a real check.
+		if err := h.Hasher.VerifyDummy(ctx, pw); err != nil {
+			return "", hashProblem(err)
+		}
+		return "", errWrongPassword
+	}
 	res, err := h.Hasher.Verify(ctx, pw, u.PasswordHash)
 	if err != nil {
 		return "", hashProblem(err)
@@ -528,6 +545,17 @@ func (h *Handler) verify(ctx context.Context, u *store.User, pw string) (string,
 		return "", nil
 	}
 	return newHash, nil
+}
+
+// VerifyPassword checks the current password of a signed-in user before a
+// sensitive change (throttled per account; a wrong one is audited and
+// answered 403 incorrect_password).
+func (h *Handler) VerifyPassword(r *http.Request, u *store.User, pw, sessionID string) error {
+	if pw == "" {
+		return problem.MissingField.WithDetail("Field \"current_password\" is required.").With("field", "current_password")
+	}
+	_, err := h.verifyStepUp(r, u, pw, sessionID)
+	return err
 }
 
 // verifyStepUp verifies the password of an already signed-in user, throttled

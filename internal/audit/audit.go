@@ -51,9 +51,12 @@ const (
 	EmailVerified        = "email.verified"
 	EmailChangeRequested = "email.change_requested"
 	EmailChanged         = "email.changed"
-	PasswordReset        = "password.reset"
-	PhoneVerified        = "phone.verified"
-	PhoneRemoved         = "phone.removed"
+	// EmailChangeReverted: the old address undid a change of address; the
+	// account's sessions, password and phone number were cleared.
+	EmailChangeReverted = "email.change_reverted"
+	PasswordReset       = "password.reset"
+	PhoneVerified       = "phone.verified"
+	PhoneRemoved        = "phone.removed"
 )
 
 // New builds an event of type typ from the request: time, client IP and

@@ -21,7 +21,8 @@ const (
 	KindMagicLink       = "magic_link"       // Link: sign in
 	KindEmailOTP        = "email_otp"        // Code: your sign-in code
 	KindChangeEmail     = "change_email"     // sent to the NEW address: Link to confirm NewEmail
-	KindEmailChanged    = "email_changed"    // notice to the OLD address: your address was changed to NewEmail
+	KindEmailChanged    = "email_changed"    // notice to the OLD address: your address was changed to NewEmail; Link undoes it (ExpiresIn)
+	KindPhoneAdded      = "phone_added"      // notice: Phone can now receive sign-in codes; if it was not you, reset the password at Link
 	KindAccountExists   = "account_exists"   // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
 )
 
@@ -29,7 +30,7 @@ const (
 // templates/<kind>.html.
 var kinds = []string{
 	KindVerifyEmail, KindRecovery, KindPasswordChanged, KindMagicLink,
-	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists,
+	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded,
 }
 
 // Data fills a template. Every field may be empty; the templates leave out
@@ -40,6 +41,7 @@ type Data struct {
 	Code      string        // one-time code
 	ExpiresIn time.Duration // of the link or code, rendered as "15 minutes", "24 hours"
 	NewEmail  string
+	Phone     string // E.164
 	IP        string
 	Device    string // e.g. "Firefox on Linux"
 	At        time.Time
@@ -133,7 +135,7 @@ func (t *Templates) Render(kind string, d Data) (*Message, error) {
 		To:      d.To,
 		Subject: v.Subject,
 		Text:    tidyText(text.String()),
-		HTML:    html.String(),
+		HTML:    strings.TrimSpace(html.String()) + "\n",
 	}, nil
 }
 

@@ -119,7 +119,6 @@ var (
 	ReauthRequired     = newProblem(http.StatusForbidden, "reauthentication_required", "This action needs a recent sign-in. Re-authenticate and try again.")
 	CrossOrigin        = newProblem(http.StatusForbidden, "cross_origin_request", "Cross-origin state-changing requests are refused.")
 	IncorrectPassword  = newProblem(http.StatusForbidden, "incorrect_password", "The password is incorrect.")
-	EmailUnverified    = newProblem(http.StatusForbidden, "email_unverified", "Verify your e-mail address before signing in. Follow the link we sent, or ask for a new one.")
 	InvalidToken       = newProblem(http.StatusBadRequest, "invalid_token", "The link is invalid, expired or already used. Ask for a new one.")
 	InvalidCode        = newProblem(http.StatusUnauthorized, "invalid_code", "The code is incorrect or expired.")
 	SMSUnavailable     = newProblem(http.StatusNotFound, "sms_unavailable", "Text messages are not enabled on this server.")

@@ -25,6 +25,9 @@ const (
 	ReasonSuperseded      = "superseded"
 	ReasonPasswordReset   = "password_reset"
 	ReasonEmailChanged    = "email_changed"
+	// ReasonEmailVerified: the first proof of an unverified account's
+	// address ended the sessions opened before it.
+	ReasonEmailVerified = "email_verified"
 )
 
 // Register adds the device-control routes to mux.

@@ -194,6 +194,7 @@ const (
 	PurposeSMSOTP      = "sms_otp"      // sign in by texted code
 	PurposeVerifyPhone = "verify_phone" // add a phone number
 	PurposeChangeEmail = "change_email" // confirm a new e-mail address
+	PurposeRevertEmail = "revert_email" // undo a change of address, from the old one
 )
 
 // Verification is one outstanding proof of control of an e-mail address or

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // SignedUp sends u the verification of its address: a link, and a code for
@@ -25,13 +26,35 @@ func (s *Service) SignedUp(r *http.Request, u *store.User) {
 	})
 }
 
+// VerificationNeeded sends the verification again to an account that tried
+// to sign in before verifying, within the per-address message limit.
+func (s *Service) VerificationNeeded(r *http.Request, u *store.User) {
+	o, user := originOf(r), *u
+	s.background("verify email", func(ctx context.Context) error {
+		if !s.withinSendLimit(ctx, user.EmailKey) {
+			return nil
+		}
+		return s.sendVerification(ctx, o, &user)
+	})
+}
+
 // SignupAttempted tells the owner of an existing account that someone tried
-// to sign up with its address.
+// to sign up with its address, within the per-address message limit (so
+// sign-up cannot be used to bomb a mailbox).
 func (s *Service) SignupAttempted(r *http.Request, u *store.User) {
 	o, user := originOf(r), *u
 	s.background("account exists", func(ctx context.Context) error {
+		if !s.withinSendLimit(ctx, user.EmailKey) {
+			return nil
+		}
 		return s.notice(ctx, o, mail.KindAccountExists, user.ID, user.Email, mail.Data{Link: s.page("recovery")})
 	})
+}
+
+// withinSendLimit counts one message to the address, in a background job
+// where a refusal can only be silent.
+func (s *Service) withinSendLimit(ctx context.Context, address string) bool {
+	return s.Throttle.Attempt(ctx, throttle.Key{Class: ClassSendAddress, ID: address}).Wait == 0
 }
 
 // PasswordChanged tells u its password was changed, where from, and how to
@@ -76,11 +99,14 @@ func (s *Service) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case req.Token != "" && req.Email == "" && req.Code == "":
 		var err error
-		if v, err = s.byLink(ctx, req.Token, store.PurposeVerifyEmail, store.PurposeChangeEmail); err != nil {
+		if v, err = s.byLink(ctx, req.Token, store.PurposeVerifyEmail, store.PurposeChangeEmail, store.PurposeRevertEmail); err != nil {
 			return tokenProblem(err)
 		}
-		if v.Purpose == store.PurposeChangeEmail {
+		switch v.Purpose {
+		case store.PurposeChangeEmail:
 			return s.completeEmailChange(w, r, v)
+		case store.PurposeRevertEmail:
+			return s.revertEmailChange(w, r, v)
 		}
 	case req.Token == "" && req.Email != "" && req.Code != "":
 		email, err := requestEmail(req.Email)
@@ -204,7 +230,8 @@ func (s *Service) resendVerification(w http.ResponseWriter, r *http.Request) err
 // account, its owner is told instead; the caller's answer is the same.
 func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
 	var req struct {
-		NewEmail string `json:"new_email"`
+		NewEmail        string `json:"new_email"`
+		CurrentPassword string `json:"current_password"`
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
@@ -227,6 +254,12 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	if email.Key == u.EmailKey {
 		return problem.InvalidField.WithDetail("This is already the account's address.").With("field", "new_email")
 	}
+	// The address is how the account is recovered: moving it takes the
+	// password too, not only a recent sign-in (which a stolen session or a
+	// code sign-in can have).
+	if err := s.Accounts.VerifyPassword(r, &u, req.CurrentPassword, p.Session.ID); err != nil {
+		return err
+	}
 	if err := s.throttleSend(r, email.Key); err != nil {
 		return err
 	}
@@ -235,20 +268,24 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	now := s.Sessions.Now()
 	audit.Append(ctx, s.DB.Audit(), s.Log, audit.With(o.event(now, audit.EmailChangeRequested, u.ID, p.Session.ID), "new_email", email.Display))
 	return s.acceptThen(w, "change email", func(ctx context.Context) error {
-		// The notice goes to the address on record, never to the spelling
-		// the requester typed, and shows in that account's activity.
-		if other, err := s.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
-			return s.notice(ctx, o, mail.KindAccountExists, other.ID, other.Email, mail.Data{Link: s.page("recovery")})
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
 		pr, err := s.newProof(u.ID, store.PurposeChangeEmail, email.Display, "verify-email", false, s.cfg.VerifyEmailTTL, now)
 		if err != nil {
 			return err
 		}
 		pr.v.SessionID = o.sessionID
-		out, err := s.mailTo(mail.KindChangeEmail, email.Display, mail.Data{Link: pr.link, NewEmail: email.Display, ExpiresIn: s.cfg.VerifyEmailTTL})
-		if err != nil {
+		// If the address has an account, its owner is told instead (at the
+		// address on record, never the typed spelling), and the proof's
+		// link goes nowhere. The requester sees the same either way: an
+		// older pending change retired, a verification.sent event.
+		var out outgoing
+		if other, err := s.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
+			out, err = s.mailTo(mail.KindAccountExists, other.Email, mail.Data{Link: s.page("recovery")})
+			if err != nil {
+				return err
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		} else if out, err = s.mailTo(mail.KindChangeEmail, email.Display, mail.Data{Link: pr.link, NewEmail: email.Display, ExpiresIn: s.cfg.VerifyEmailTTL}); err != nil {
 			return err
 		}
 		return s.issue(ctx, o, pr, out)
@@ -311,9 +348,84 @@ func (s *Service) completeEmailChange(w http.ResponseWriter, r *http.Request, v 
 	s.Sessions.UserChanged(ctx, u.ID)
 	o, old := originOf(r), u.Email
 	s.background("email changed", func(ctx context.Context) error {
-		return s.notice(ctx, o, mail.KindEmailChanged, u.ID, old, mail.Data{NewEmail: next.Display, Link: s.page("recovery"), At: now})
+		// The old address gets a way back: a link that undoes the change.
+		pr, err := s.newProof(u.ID, store.PurposeRevertEmail, old, "verify-email", false, RevertTTL, s.Sessions.Now())
+		if err != nil {
+			return err
+		}
+		out, err := s.mailTo(mail.KindEmailChanged, old, mail.Data{NewEmail: next.Display, Link: pr.link, ExpiresIn: RevertTTL, IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: now})
+		if err != nil {
+			return err
+		}
+		return s.issue(ctx, o, pr, out)
 	})
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"email": next.Display, "email_verified": true, "revoked_sessions": len(revoked)})
+}
+
+// RevertTTL is how long the old address can undo a change of address.
+const RevertTTL = 7 * 24 * time.Hour
+
+// revertEmailChange undoes a change of address from the link sent to the
+// old one. Whoever made the change knew the password and held a session,
+// so the way back takes everything from them: the old address returns
+// (verified: the link went there), every session ends, the password is
+// cleared (the owner sets a new one by reset), the phone number is removed
+// and every outstanding link and code dies.
+func (s *Service) revertEmailChange(w http.ResponseWriter, r *http.Request, v *store.Verification) error {
+	ctx := r.Context()
+	u, err := s.DB.Users().UserByID(ctx, v.UserID)
+	if err != nil {
+		return tokenProblem(fmt.Errorf("verification: user: %w", err))
+	}
+	back, err := account.ParseEmail(v.Target)
+	if err != nil {
+		return fmt.Errorf("verification: stored address: %w", err)
+	}
+	now := s.Sessions.Now()
+	var revoked []string
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := consume(ctx, tx, v, now); err != nil {
+			return err
+		}
+		if back.Key != u.EmailKey {
+			if err := tx.Users().ChangeEmail(ctx, u.ID, u.EmailKey, back.Display, back.Key, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, "", now); err != nil {
+			return err
+		}
+		if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
+			return err
+		}
+		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, "", now, session.ReasonEmailChanged); err != nil {
+			return err
+		}
+		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, takeoverRetires...); err != nil {
+			return err
+		}
+		e := audit.New(r, now, audit.EmailChangeReverted, u.ID, "")
+		audit.With(e, "email", back.Display)
+		audit.With(e, "revoked_sessions", fmt.Sprint(len(revoked)))
+		return tx.Audit().AppendEvent(ctx, e)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.Conflict.WithDetail("The account changed meanwhile, or the old address now belongs to another account.")
+	}
+	if err != nil {
+		return tokenProblem(err)
+	}
+	s.Sessions.Revoked(ctx, revoked...)
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
+		"email": back.Display, "email_verified": true, "revoked_sessions": len(revoked), "password_reset_required": true,
+	})
+}
+
+// takeoverRetires are the proofs that die when an account is taken back
+// from an intruder: every purpose.
+var takeoverRetires = []string{
+	store.PurposeVerifyEmail, store.PurposeRecovery, store.PurposeMagicLink, store.PurposeEmailOTP,
+	store.PurposeSMSOTP, store.PurposeVerifyPhone, store.PurposeChangeEmail, store.PurposeRevertEmail,
 }
 
 // tokenProblem maps errInvalid to invalid_token; other errors pass.

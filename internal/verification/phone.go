@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/mail"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
@@ -92,6 +93,13 @@ func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session
 	s.Sessions.UserChanged(ctx, p.User.ID)
 	u := p.User
 	u.Phone = v.Target
+	// A new way in is announced at the address, which can take it back.
+	o := originOf(r)
+	s.background("phone added", func(ctx context.Context) error {
+		return s.notice(ctx, o, mail.KindPhoneAdded, u.ID, u.Email, mail.Data{
+			Phone: u.Phone, Link: s.page("recovery"), IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: now,
+		})
+	})
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"user": account.ViewOf(&u)})
 }
 

@@ -19,7 +19,7 @@ import (
 // resetRetires are the proofs a password reset kills: every way into the
 // account that an intruder could have started before the owner took it
 // back.
-var resetRetires = []string{store.PurposeRecovery, store.PurposeChangeEmail, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeSMSOTP}
+var resetRetires = []string{store.PurposeRecovery, store.PurposeChangeEmail, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeSMSOTP, store.PurposeVerifyPhone}
 
 // recover serves POST /v1/recovery {email}: 202, always the same, in the
 // same time; the reset link goes, in a background job, to the address the
@@ -61,8 +61,8 @@ func (s *Service) recover(w http.ResponseWriter, r *http.Request) error {
 
 // completeRecovery serves POST /v1/recovery/complete {token, new_password}:
 // it sets the password, signs out every session (refresh-token families
-// die with their sessions), retires every outstanding link and code, and
-// tells the owner. It creates no session: the user signs in afresh.
+// die with their sessions), removes the phone number, retires every
+// outstanding link and code, and tells the owner. It creates no session: the user signs in afresh.
 func (s *Service) completeRecovery(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Token       string `json:"token"`
@@ -104,6 +104,12 @@ func (s *Service) completeRecovery(w http.ResponseWriter, r *http.Request) error
 			return err
 		}
 		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, "", now, session.ReasonPasswordReset); err != nil {
+			return err
+		}
+		// A phone number is a way in: one an intruder added must not
+		// survive the owner taking the account back. The owner adds theirs
+		// again.
+		if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
 			return err
 		}
 		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, resetRetires...); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
@@ -297,7 +298,13 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 	}
 	now := s.Sessions.Now()
 	st := s.Accounts.Begin(r, u.ID, amr, d)
+	// The first proof of an unverified account's address ends whatever
+	// was set up before it by someone who had not proved the address: a
+	// pre-hijacker who signed up with it keeps neither the password nor a
+	// session (the owner sets a password by reset if they want one).
+	claim := v.Purpose != store.PurposeSMSOTP && !u.EmailVerified
 	var superseded string
+	var revoked []string
 	err := s.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := consume(ctx, tx, v, now); err != nil {
 			return err
@@ -311,17 +318,32 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 		if superseded, err = account.Supersede(r, tx, now); err != nil {
 			return err
 		}
+		e := audit.With(audit.New(r, now, audit.LoginSucceeded, u.ID, st.SessionID()), "method", method)
+		if claim {
+			if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, "", now); err != nil {
+				return err
+			}
+			if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, "", now, session.ReasonEmailVerified); err != nil {
+				return err
+			}
+			audit.With(e, "claimed_unverified_account", "true")
+			audit.With(e, "revoked_sessions", fmt.Sprint(len(revoked)))
+		}
 		if err := st.Create(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, st.Event(audit.With(audit.New(r, now, audit.LoginSucceeded, u.ID, st.SessionID()), "method", method)))
+		return tx.Audit().AppendEvent(ctx, st.Event(e))
 	})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.Conflict.WithDetail("The account changed meanwhile. Try again.")
+	}
 	if err != nil {
 		return err
 	}
 	if superseded != "" {
 		s.Sessions.Revoked(ctx, superseded)
 	}
+	s.Sessions.Revoked(ctx, revoked...)
 	if v.Purpose != store.PurposeSMSOTP && !u.EmailVerified {
 		u.EmailVerified = true
 		s.Sessions.UserChanged(ctx, u.ID)

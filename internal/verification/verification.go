@@ -392,16 +392,18 @@ func (s *Service) byLink(ctx context.Context, token string, purposes ...string) 
 // whether or not the account exists.
 func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code string) (*store.Verification, error) {
 	now := s.Sessions.Now()
-	var v *store.Verification
-	if userID != "" {
-		var err error
-		v, err = s.DB.Verifications().CurrentVerification(ctx, userID, purpose)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("verification: lookup: %w", err)
-		}
+	// The same statements run whether or not there is an account or a
+	// live code (the lookup, the counting write and the audit write), so
+	// their cost says little about which it was.
+	v, err := s.DB.Verifications().CurrentVerification(ctx, userID, purpose)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("verification: lookup: %w", err)
 	}
 	if v == nil || !now.Before(v.ExpiresAt) || v.CodeHash == nil {
-		s.codeHash("vfy_none", code)
+		if _, err := s.DB.Verifications().AttemptVerification(ctx, noVerification, MaxCodeAttempts+1, now); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("verification: count attempt: %w", err)
+		}
+		s.codeHash(noVerification, code)
 		s.auditFailure(ctx, o, now, userID, purpose, 0)
 		return nil, errInvalid
 	}
@@ -422,6 +424,10 @@ func (s *Service) byCode(ctx context.Context, o origin, userID, purpose, code st
 	s.auditFailure(ctx, o, now, userID, purpose, n)
 	return nil, errInvalid
 }
+
+// noVerification is an id no verification has: the target of the stand-in
+// statements when there is no live code.
+const noVerification = "vfy_none"
 
 // auditFailure records a wrong code; attempts is 0 when there was no live
 // code to count it against.

@@ -120,6 +120,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	}()
 	t.Cleanup(func() {
 		s.srv.Close()
+		ln.Close() // in case Serve had not registered it yet
 		<-served
 		s.mu.Lock()
 		s.logDone = true

@@ -26,7 +26,7 @@ var verificationsTests = []storeTest{
 
 // purposes is every verification purpose.
 var purposes = []string{store.PurposeVerifyEmail, store.PurposeRecovery, store.PurposeMagicLink, store.PurposeEmailOTP,
-	store.PurposeSMSOTP, store.PurposeVerifyPhone, store.PurposeChangeEmail}
+	store.PurposeSMSOTP, store.PurposeVerifyPhone, store.PurposeChangeEmail, store.PurposeRevertEmail}
 
 // newVerification is an unused verification of the user for purpose,
 // by link and code, that expires an hour after base.

@@ -59,6 +59,11 @@
       return post("/v1/verify-email", { token: token }).then(function (res) {
         if (!res.ok) { return show(problemText(res), false); }
         form.hidden = true;
+        if (res.data.password_reset_required) {
+          show("The change was undone: " + res.data.email + " is your address again. Every device was signed out. " +
+            "Choose a new password with \u201cReset your password\u201d on the sign-in page.", true);
+          return;
+        }
         show("Your address " + res.data.email + " is confirmed.", true);
       });
     },

@@ -16,7 +16,7 @@ CREATE TABLE verifications (
     id         text        COLLATE "C" NOT NULL PRIMARY KEY CHECK (id <> ''),
     user_id    text        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     purpose    text        NOT NULL CHECK (purpose IN ('verify_email', 'recovery', 'magic_link', 'email_otp',
-                                                       'sms_otp', 'verify_phone', 'change_email')),
+                                                       'sms_otp', 'verify_phone', 'change_email', 'revert_email')),
     link_hash  bytea,
     code_hash  bytea,
     target     text        NOT NULL DEFAULT '',

@@ -16,7 +16,7 @@ CREATE TABLE verifications (
     id         TEXT    NOT NULL PRIMARY KEY CHECK (id <> ''),
     user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     purpose    TEXT    NOT NULL CHECK (purpose IN ('verify_email', 'recovery', 'magic_link', 'email_otp',
-                                                   'sms_otp', 'verify_phone', 'change_email')),
+                                                   'sms_otp', 'verify_phone', 'change_email', 'revert_email')),
     link_hash  BLOB,
     code_hash  BLOB,
     target     TEXT    NOT NULL DEFAULT '',
