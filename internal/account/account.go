@@ -291,16 +291,18 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.Throttle.Reset(ctx, accountKey)
 	if h.RequireVerifiedEmail && !u.EmailVerified {
-		// Answered as a wrong password: whoever signed up with an address
-		// holds that account's password, so a distinct answer here would
-		// tell them the address was free. The owner gets the verification
-		// e-mail again instead.
+		// Answered as a wrong password, and counted as one: whoever signed
+		// up with an address holds that account's password, so a distinct
+		// answer here would tell them the address was free. The owner gets
+		// the verification e-mail again instead.
 		h.Notify.VerificationNeeded(r, u)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""), "reason", "email_unverified"))
 		return problem.InvalidCredentials
 	}
+	// Reset only now: an unverified account's right password must leave
+	// the counter as a wrong one does, or the throttle would tell.
+	h.Throttle.Reset(ctx, accountKey)
 	now := h.Sessions.Now()
 	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
@@ -553,6 +555,9 @@ func (h *Handler) verify(ctx context.Context, u *store.User, pw string) (string,
 func (h *Handler) VerifyPassword(r *http.Request, u *store.User, pw, sessionID string) error {
 	if pw == "" {
 		return problem.MissingField.WithDetail("Field \"current_password\" is required.").With("field", "current_password")
+	}
+	if len(pw) > maxPasswordBytes {
+		return problem.InvalidField.WithDetail("The password is too long.").With("field", "current_password")
 	}
 	_, err := h.verifyStepUp(r, u, pw, sessionID)
 	return err

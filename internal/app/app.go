@@ -331,6 +331,15 @@ func senders(cfg *config.Config, log *slog.Logger) (mail.Sender, sms.Sender, err
 	} else {
 		log.Warn("no --smtp-url: e-mails go to the log and the dev outbox (gatehouse outbox)")
 	}
+	if cfg.SMSDefaultRegion != "" {
+		// A national number of a known region that cannot be valid: an
+		// unknown region fails differently (a configuration error, not
+		// ErrInvalidPhone), and must stop the start rather than turn every
+		// number into the user's mistake.
+		if _, err := sms.Normalize("0", cfg.SMSDefaultRegion); !errors.Is(err, sms.ErrInvalidPhone) {
+			return nil, nil, fmt.Errorf("app: --sms-default-region %q: %w", cfg.SMSDefaultRegion, err)
+		}
+	}
 	var texter sms.Sender
 	switch cfg.SMSProvider {
 	case "twilio":

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-auth/gatehouse/internal/account"
+	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
 )
 
@@ -254,4 +256,21 @@ func TestHammerConcurrentSessions(t *testing.T) {
 			t.Fatalf("%d active sessions, want %d kept + the owner's", got, kept)
 		}
 	})
+}
+
+// TestStartRefusesUnknownSMSRegion: a mistyped --sms-default-region stops
+// the start, instead of turning every phone number into the user's error.
+func TestStartRefusesUnknownSMSRegion(t *testing.T) {
+	for region, ok := range map[string]bool{"US": true, "GB": true, "us": false, "XX": false} {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		cfg.SMSDefaultRegion = region
+		srv, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler), app.Options{})
+		if srv != nil {
+			srv.Close()
+		}
+		if (err == nil) != ok {
+			t.Errorf("region %q: err %v, want ok=%v", region, err, ok)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,9 +40,11 @@ const (
 
 // Subjects of the e-mails these flows send (product name "Gatehouse").
 const (
-	siSubjMagic = "Sign in to Gatehouse"
-	siSubjCode  = "sign-in code"
-	siSubjReset = "Reset your Gatehouse password"
+	siSubjMagic  = "Sign in to Gatehouse"
+	siSubjCode   = "sign-in code"
+	siSubjReset  = "Reset your Gatehouse password"
+	siSubjVerify = "Confirm your e-mail address"
+	siSubjPhone  = "A phone number was added to your Gatehouse account"
 )
 
 const siNewPassword = "an entirely different passphrase 42"
@@ -296,6 +299,20 @@ func siLink(t *testing.T, b *siMailbox, c *client, email string) string {
 	return linkToken(t, m)
 }
 
+// siVerifyEmail verifies the address of a new account with the link of
+// its sign-up e-mail. A magic-link or code sign-in into an account whose
+// address is not verified yet claims it (every session opened before is
+// revoked and the password cleared): tests that need an earlier session to
+// survive such a sign-in verify the address first.
+func siVerifyEmail(t *testing.T, b *siMailbox, email string) {
+	t.Helper()
+	r := b.h.client().do("POST", "/v1/verify-email", map[string]string{"token": linkToken(t, b.next(t, email, siSubjVerify))})
+	mustStatus(t, r, http.StatusOK)
+	if r.json(t)["email_verified"] != true {
+		t.Fatalf("verification of %s: %s", email, r.body)
+	}
+}
+
 // siMailCode asks for a sign-in code for email and returns it.
 func siMailCode(t *testing.T, b *siMailbox, c *client, email string) string {
 	t.Helper()
@@ -449,6 +466,10 @@ func TestMagicLinkSignIn(t *testing.T) {
 		if me := owner.do("GET", "/v1/me", nil); siUser(t, me)["email_verified"] != false {
 			t.Fatalf("fresh account already verified: %s", me.body)
 		}
+		// Verified first, so that the owner's session survives the sign-in
+		// (the first sign-in of an unverified account claims it: see
+		// TestAttackPreHijackedAccountClaimedByMagicLink).
+		siVerifyEmail(t, box, "ml@example.com")
 
 		// Cookie mode (the default); the address is matched whatever its case.
 		c := h.client()
@@ -501,6 +522,8 @@ func TestMagicLinkSignIn(t *testing.T) {
 		logins := siEvents(siActivity(t, owner), "login.succeeded")
 		if len(logins) != 1 || logins[0].Details["method"] != "magic_link" {
 			t.Errorf("login events %+v, want one with method magic_link", logins)
+		} else if _, ok := logins[0].Details["claimed_unverified_account"]; ok {
+			t.Errorf("a sign-in into a verified account was recorded as a claim: %+v", logins[0])
 		}
 
 		// Token mode, native client.
@@ -537,21 +560,29 @@ func TestMagicLinkSignIn(t *testing.T) {
 	})
 }
 
-// A magic-link sign-in verifies the address, and the account's sessions
-// that already exist see that at once.
+// A magic-link sign-in verifies the address. Into an account whose address
+// was not verified, it also claims the account: the sessions that already
+// exist end at once, though they are in the session cache, and the session
+// it opens sees the address verified.
 func TestMagicLinkVerifiedAddressVisibleAtOnce(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		h := newHarness(t, backend, nil)
+		h := newHarness(t, backend, func(c *config.Config) { c.SessionCacheTTL = time.Hour })
 		box := siMails(h)
 		owner := h.newUser("seen@example.com")
-		if me := owner.do("GET", "/v1/me", nil); siUser(t, me)["email_verified"] != false {
+		if me := owner.do("GET", "/v1/me", nil); siUser(t, me)["email_verified"] != false { // warms the cache
 			t.Fatalf("fresh account already verified: %s", me.body)
 		}
 		tok := siLink(t, box, h.client(), "seen@example.com")
-		mustStatus(t, h.client().do("POST", "/v1/magic-link/verify", map[string]string{"token": tok}), http.StatusOK)
-		if me := owner.do("GET", "/v1/me", nil); siUser(t, me)["email_verified"] != true {
-			t.Errorf("the owner's existing session still sees email_verified=false: %s", me.body)
+		c := h.client()
+		r := c.do("POST", "/v1/magic-link/verify", map[string]string{"token": tok})
+		mustStatus(t, r, http.StatusOK)
+		if siUser(t, r)["email_verified"] != true {
+			t.Errorf("sign-in answer: %s", r.body)
 		}
+		if me := c.do("GET", "/v1/me", nil); siUser(t, me)["email_verified"] != true {
+			t.Errorf("the new session sees email_verified=false: %s", me.body)
+		}
+		siProblem(t, owner.do("GET", "/v1/me", nil), http.StatusUnauthorized, "unauthenticated")
 	})
 }
 
@@ -562,6 +593,7 @@ func TestAttackMagicLinkGetCreatesNoSession(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("scan@example.com")
+		siVerifyEmail(t, box, "scan@example.com") // the owner's session must survive the sign-in
 		tok := siLink(t, box, h.client(), "scan@example.com")
 		before := siSessionIDs(t, owner)
 		if len(before) != 1 {
@@ -613,6 +645,7 @@ func TestAttackMagicLinkReused(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("reuse@example.com")
+		siVerifyEmail(t, box, "reuse@example.com") // the owner's session must survive the sign-in
 		tok := siLink(t, box, h.client(), "reuse@example.com")
 		mustStatus(t, h.client().do("POST", "/v1/magic-link/verify", map[string]string{"token": tok}), http.StatusOK)
 		for _, mode := range []map[string]string{{"token": tok}, {"token": tok, "mode": "token", "client": "native"}} {
@@ -640,6 +673,7 @@ func TestAttackMagicLinkConcurrentRedemption(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("race@example.com")
+		siVerifyEmail(t, box, "race@example.com") // the owner's session must survive the sign-in
 		tok := siLink(t, box, h.client(), "race@example.com")
 		statuses := siRace(t, h, 8, "/v1/magic-link/verify", jsonBody(map[string]string{"token": tok}))
 		ok := 0
@@ -790,6 +824,7 @@ func TestEmailOTPSignIn(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("otp@example.com")
+		siVerifyEmail(t, box, "otp@example.com") // the owner's session must survive the sign-in
 		c := h.client()
 		r := c.do("POST", "/v1/otp/email", map[string]string{"email": "OTP@example.com"})
 		mustStatus(t, r, http.StatusAccepted)
@@ -892,6 +927,7 @@ func TestAttackEmailOTPReplay(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("replay@example.com")
+		siVerifyEmail(t, box, "replay@example.com") // the owner's session must survive the sign-in
 		code := siMailCode(t, box, h.client(), "replay@example.com")
 		body := map[string]string{"email": "replay@example.com", "code": code}
 		mustStatus(t, h.client().do("POST", "/v1/otp/verify", body), http.StatusOK)
@@ -911,6 +947,7 @@ func TestAttackEmailOTPConcurrentRedemption(t *testing.T) {
 		h := newHarness(t, backend, nil)
 		box := siMails(h)
 		owner := h.newUser("otprace@example.com")
+		siVerifyEmail(t, box, "otprace@example.com") // the owner's session must survive the sign-in
 		code := siMailCode(t, box, h.client(), "otprace@example.com")
 		statuses := siRace(t, h, 8, "/v1/otp/verify", jsonBody(map[string]string{"email": "otprace@example.com", "code": code}))
 		ok := 0
@@ -1443,6 +1480,7 @@ func TestAttackSignInByProofSupersedesSession(t *testing.T) {
 		h, rx := siSMSHarness(t, backend, nil)
 		box := siMails(h)
 		victimOwner := h.newUser("fixed@example.com")
+		siVerifyEmail(t, box, "fixed@example.com") // victimOwner must survive the sign-ins
 		siAddPhone(t, rx, victimOwner, siPhoneA)
 
 		methods := []struct {
@@ -1531,6 +1569,348 @@ func TestAttackEmailOTPParallelGuessesBounded(t *testing.T) {
 		}
 		if compared != 5 {
 			t.Fatalf("%d guesses were compared against the live code, want exactly 5", compared)
+		}
+	})
+}
+
+// ---- pre-hijacking, and phone numbers an intruder added ----
+
+// siSquatterPassword is the password a pre-hijacker signs up with.
+const siSquatterPassword = "the squatter's very own passphrase 31"
+
+// siSettle gives background jobs queued before it a moment to finish, so
+// that an absent message is really absent rather than late.
+func siSettle() { time.Sleep(300 * time.Millisecond) }
+
+// siClaimMethods are the e-mail proofs that sign in, and so claim an
+// account whose address was not verified.
+var siClaimMethods = []struct {
+	name   string
+	method string // login.succeeded's details
+	signIn func(t *testing.T, b *siMailbox, c *client, email string) *response
+}{
+	{"magic link", "magic_link", func(t *testing.T, b *siMailbox, c *client, email string) *response {
+		return c.do("POST", "/v1/magic-link/verify", map[string]string{"token": siLink(t, b, b.h.client(), email)})
+	}},
+	{"e-mail code", "email_otp", func(t *testing.T, b *siMailbox, c *client, email string) *response {
+		return c.do("POST", "/v1/otp/verify", map[string]string{"email": email, "code": siMailCode(t, b, b.h.client(), email)})
+	}},
+}
+
+// An attacker signs up with the victim's address before the victim does,
+// and keeps what sign-up gave them: a cookie session, a token-mode session
+// and a change of address in flight (without RequireVerifiedEmail), and the
+// password. The victim's first sign-in by magic link or e-mail code proves
+// the address and takes all of it away.
+func TestAttackPreHijackedAccountClaimedByMagicLink(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		for _, m := range siClaimMethods {
+			for _, requireVerified := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/require-verified=%v", m.name, requireVerified), func(t *testing.T) {
+					h := newHarness(t, backend, func(c *config.Config) { c.RequireVerifiedEmail = requireVerified })
+					box := siMails(h)
+					const victimAddr, attackerAddr = "victim@example.com", "squatter@evil.example"
+
+					attacker := h.client()
+					r := attacker.signup(victimAddr, siSquatterPassword)
+					var tokens tokenSet
+					var change string
+					wantRevoked := "0"
+					if requireVerified {
+						mustStatus(t, r, http.StatusAccepted)
+						if attacker.cookie != nil {
+							t.Fatal("sign-up of an unverified account gave a session")
+						}
+						siProblem(t, h.client().login(victimAddr, siSquatterPassword), http.StatusUnauthorized, "invalid_credentials")
+					} else {
+						mustStatus(t, r, http.StatusCreated)
+						if attacker.cookie == nil {
+							t.Fatal("no session from sign-up")
+						}
+						r = h.raw("POST", "/v1/login", "application/json", jsonBody(map[string]string{"email": victimAddr, "password": siSquatterPassword, "mode": "token", "client": "native"}), nil)
+						mustStatus(t, r, http.StatusOK)
+						tokens = tokensOf(t, r, refreshCookie)
+						// A change of address to the attacker's own, waiting for
+						// its link.
+						mustStatus(t, attacker.do("POST", "/v1/email", map[string]string{"new_email": attackerAddr, "current_password": siSquatterPassword}), http.StatusAccepted)
+						change = linkToken(t, box.next(t, attackerAddr, "Confirm your new e-mail address"))
+						wantRevoked = "2"
+					}
+
+					// The victim signs in by proving the mailbox.
+					victim := h.client()
+					r = m.signIn(t, box, victim, victimAddr)
+					mustStatus(t, r, http.StatusOK)
+					if u := siUser(t, r); u["email"] != victimAddr || u["email_verified"] != true {
+						t.Fatalf("victim's sign-in: %s", r.body)
+					}
+
+					// The attacker keeps nothing.
+					if !requireVerified {
+						siProblem(t, attacker.do("GET", "/v1/me", nil), http.StatusUnauthorized, "unauthenticated")
+						mustStatus(t, h.raw("GET", "/v1/me", "", "", bearer(tokens.access)), http.StatusUnauthorized)
+						siProblem(t, h.refreshNative(tokens.refresh, uaCurl), http.StatusUnauthorized, "invalid_grant")
+						siProblem(t, h.client().do("POST", "/v1/verify-email", map[string]string{"token": change}), http.StatusBadRequest, "invalid_token")
+					}
+					siProblem(t, h.client().login(victimAddr, siSquatterPassword), http.StatusUnauthorized, "invalid_credentials")
+
+					// The victim's session works, and is the account's only one.
+					me := victim.do("GET", "/v1/me", nil)
+					mustStatus(t, me, http.StatusOK)
+					if u := siUser(t, me); u["email"] != victimAddr || u["email_verified"] != true {
+						t.Errorf("/v1/me of the victim: %s", me.body)
+					}
+					if ids := siSessionIDs(t, victim); len(ids) != 1 || ids[0] != siSession(t, r)["id"] {
+						t.Errorf("live sessions %v, want only the victim's %v", ids, siSession(t, r)["id"])
+					}
+					var claims []siEvent
+					for _, e := range siEvents(siActivity(t, victim), "login.succeeded") {
+						if e.Details["claimed_unverified_account"] == "true" {
+							claims = append(claims, e)
+						}
+					}
+					if len(claims) != 1 || claims[0].Details["method"] != m.method || claims[0].Details["revoked_sessions"] != wantRevoked {
+						t.Errorf("claiming sign-ins %+v, want one by %s with revoked_sessions=%s", claims, m.method, wantRevoked)
+					}
+					// The account is the victim's now: a second proof claims
+					// nothing more, and a reset gives it a password.
+					r = m.signIn(t, box, h.client(), victimAddr)
+					mustStatus(t, r, http.StatusOK)
+					mustStatus(t, victim.do("GET", "/v1/me", nil), http.StatusOK)
+					mustStatus(t, h.client().do("POST", "/v1/recovery", map[string]string{"email": victimAddr}), http.StatusAccepted)
+					reset := linkToken(t, box.next(t, victimAddr, siSubjReset))
+					mustStatus(t, h.client().do("POST", "/v1/recovery/complete", map[string]string{"token": reset, "new_password": siNewPassword}), http.StatusOK)
+					mustStatus(t, h.client().login(victimAddr, siNewPassword), http.StatusOK)
+					siProblem(t, h.client().login(victimAddr, siSquatterPassword), http.StatusUnauthorized, "invalid_credentials")
+				})
+			}
+		}
+	})
+}
+
+// A phone number is a way in too: one the pre-hijacker verified on the
+// account before the victim claimed it must not keep signing in by SMS.
+func TestAttackPreHijackerPhoneSurvivesClaim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h, rx := siSMSHarness(t, backend, nil)
+		box := siMails(h)
+		const victimAddr = "phoneclaim@example.com"
+		attacker := h.client()
+		mustStatus(t, attacker.signup(victimAddr, siSquatterPassword), http.StatusCreated)
+		siAddPhone(t, rx, attacker, siPhoneB)
+
+		victim := h.client()
+		mustStatus(t, siClaimMethods[0].signIn(t, box, victim, victimAddr), http.StatusOK)
+		siProblem(t, attacker.do("GET", "/v1/me", nil), http.StatusUnauthorized, "unauthenticated")
+
+		me := victim.do("GET", "/v1/me", nil)
+		mustStatus(t, me, http.StatusOK)
+		if p := siUser(t, me)["phone"]; p != nil {
+			t.Errorf("BUG: after the claim the account still has the pre-hijacker's phone number %v", p)
+		}
+		before := rx.count(siPhoneB)
+		mustStatus(t, h.client().do("POST", "/v1/otp/sms", map[string]string{"phone": siPhoneB}), http.StatusAccepted)
+		siSettle()
+		if rx.count(siPhoneB) == before {
+			return
+		}
+		code := siSMSCode(t, rx.next(t, siPhoneB))
+		c := h.client()
+		r := c.do("POST", "/v1/otp/verify", map[string]string{"phone": siPhoneB, "code": code})
+		if r.status == http.StatusOK {
+			t.Fatalf("BUG: the pre-hijacker signs into the claimed account by SMS: %s", r.body)
+		}
+	})
+}
+
+// siSameRefusal fails unless two problem answers are indistinguishable:
+// status, body without its request id, and header names.
+func siSameRefusal(t *testing.T, what string, a, b *response) {
+	t.Helper()
+	if a.status != b.status {
+		t.Errorf("%s: status %d vs %d (%s / %s)", what, a.status, b.status, a.body, b.body)
+		return
+	}
+	if ba, bb := siBody(t, a), siBody(t, b); fmt.Sprint(ba) != fmt.Sprint(bb) {
+		t.Errorf("%s: bodies differ:\n%v\n%v", what, ba, bb)
+	}
+	names := func(h http.Header) []string {
+		var out []string
+		for k := range h {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if na, nb := names(a.header), names(b.header); !slices.Equal(na, nb) {
+		t.Errorf("%s: header names differ:\n%v\n%v", what, na, nb)
+	}
+	for _, k := range []string{"Content-Type", "Cache-Control", "WWW-Authenticate", "Retry-After", "Content-Length"} {
+		if a.header.Get(k) != b.header.Get(k) {
+			t.Errorf("%s: header %s differs: %q vs %q", what, k, a.header.Get(k), b.header.Get(k))
+		}
+	}
+}
+
+// With RequireVerifiedEmail, an attacker signs up a free address and a
+// registered one with their own password, then tries to sign in to each:
+// the free one (their password, address unverified) must answer exactly as
+// the registered one (a wrong password), or sign-in tells which addresses
+// have accounts.
+func TestAttackRequireVerifiedLoginDoesNotRevealAccounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) { c.RequireVerifiedEmail = true })
+		box := siMails(h)
+		const taken, free = "registered@example.com", "unregistered@example.com"
+		mustStatus(t, h.client().signup(taken, goodPassword), http.StatusAccepted)
+		siVerifyEmail(t, box, taken)
+
+		for _, addr := range []string{free, taken} {
+			mustStatus(t, h.client().signup(addr, siSquatterPassword), http.StatusAccepted)
+		}
+		rf := h.client().login(free, siSquatterPassword)
+		rt := h.client().login(taken, siSquatterPassword)
+		siProblem(t, rf, http.StatusUnauthorized, "invalid_credentials")
+		siSameRefusal(t, "sign-in to a free vs a registered address", rf, rt)
+		if len(siSetCookies(rf)) != 0 || len(siSetCookies(rt)) != 0 {
+			t.Errorf("refused sign-ins set cookies: %q / %q", siSetCookies(rf), siSetCookies(rt))
+		}
+		// The registered account is untouched, and its owner signs in.
+		mustStatus(t, h.client().login(taken, goodPassword), http.StatusOK)
+	})
+}
+
+// The same comparison repeated past the per-account failure limit: a
+// right password of an unverified account must count as the failure it is
+// answered as, or the limit (429 on the registered address, 401 forever on
+// the free one) tells the addresses apart.
+func TestAttackRequireVerifiedLoginThrottleRevealsAccounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) {
+			c.RequireVerifiedEmail = true
+			c.LoginFailuresPerAccount = 3
+		})
+		box := siMails(h)
+		const taken, free = "registered@example.com", "unregistered@example.com"
+		mustStatus(t, h.client().signup(taken, goodPassword), http.StatusAccepted)
+		siVerifyEmail(t, box, taken)
+		for _, addr := range []string{free, taken} {
+			mustStatus(t, h.client().signup(addr, siSquatterPassword), http.StatusAccepted)
+		}
+		for i := range 5 {
+			rf := h.client().login(free, siSquatterPassword)
+			rt := h.client().login(taken, siSquatterPassword)
+			if rf.status != rt.status {
+				t.Fatalf("BUG: sign-in attempt %d: the free address answers %d, the registered one %d (%s): the per-account failure limit tells them apart", i+1, rf.status, rt.status, rt.body)
+			}
+		}
+	})
+}
+
+// An intruder who knew the password added their phone number; the owner's
+// password reset takes it away with every text code in flight.
+func TestAttackPhoneRemovedByReset(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h, rx := siSMSHarness(t, backend, nil)
+		box := siMails(h)
+		const owner = "phonereset@example.com"
+		h.newUser(owner)
+		intruder := siFresh(t, h, owner)
+		siAddPhone(t, rx, intruder, siPhoneB)
+		// A sign-in code texted to the number, and a second number being
+		// added, both in flight at the reset.
+		mustStatus(t, h.client().do("POST", "/v1/otp/sms", map[string]string{"phone": siPhoneB}), http.StatusAccepted)
+		pendingSignIn := siSMSCode(t, rx.next(t, siPhoneB))
+		mustStatus(t, intruder.do("POST", "/v1/phone", map[string]string{"phone": siPhoneC}), http.StatusAccepted)
+		pendingAdd := siSMSCode(t, rx.next(t, siPhoneC))
+
+		mustStatus(t, h.client().do("POST", "/v1/recovery", map[string]string{"email": owner}), http.StatusAccepted)
+		r := h.client().do("POST", "/v1/recovery/complete", map[string]string{"token": linkToken(t, box.next(t, owner, siSubjReset)), "new_password": siNewPassword})
+		mustStatus(t, r, http.StatusOK)
+		siProblem(t, intruder.do("GET", "/v1/me", nil), http.StatusUnauthorized, "unauthenticated")
+
+		// The number signs in nobody: no code is sent to it, and the one
+		// in flight is dead.
+		texts := rx.count(siPhoneB)
+		mustStatus(t, h.client().do("POST", "/v1/otp/sms", map[string]string{"phone": siPhoneB}), http.StatusAccepted)
+		siProblem(t, h.client().do("POST", "/v1/otp/verify", map[string]string{"phone": siPhoneB, "code": pendingSignIn}), http.StatusUnauthorized, "invalid_code")
+		siSettle()
+		if n := rx.count(siPhoneB) - texts; n != 0 {
+			t.Errorf("%d sign-in codes texted to the removed number after the reset", n)
+		}
+
+		c := siFreshWith(t, h, owner, siNewPassword)
+		me := c.do("GET", "/v1/me", nil)
+		mustStatus(t, me, http.StatusOK)
+		if p, ok := siUser(t, me)["phone"]; ok {
+			t.Errorf("/v1/me after the reset still has phone %v", p)
+		}
+		// The code of the number being added died too, even presented by
+		// the owner's new session.
+		siProblem(t, c.do("POST", "/v1/phone/verify", map[string]string{"code": pendingAdd}), http.StatusUnauthorized, "invalid_code")
+		if me := c.do("GET", "/v1/me", nil); siUser(t, me)["phone"] != nil {
+			t.Errorf("a code from before the reset set a number: %s", me.body)
+		}
+		// The owner can add a number of their own.
+		siAddPhone(t, rx, c, siPhoneA)
+	})
+}
+
+// siFreshWith signs email in with pw on a new client.
+func siFreshWith(t *testing.T, h *harness, email, pw string) *client {
+	t.Helper()
+	c := h.client()
+	mustStatus(t, c.login(email, pw), http.StatusOK)
+	return c
+}
+
+// Verifying a number tells the address: a number added by someone else is
+// a way into the account.
+func TestPhoneAddedNotice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h, rx := siSMSHarness(t, backend, nil)
+		box := siMails(h)
+		const addr = "Notice.Me@example.com"
+		c := h.newUser(addr)
+		siAddPhone(t, rx, c, siPhoneA)
+		m := box.next(t, addr, siSubjPhone)
+		if !slices.Equal(m.To, []string{addr}) {
+			t.Errorf("notice sent to %v, want the address on record", m.To)
+		}
+		for _, want := range []string{siPhoneA, h.cfg.BaseURL() + "/ui/recovery", "127.0.0.1"} {
+			if !strings.Contains(m.Text, want) {
+				t.Errorf("the notice's text lacks %q:\n%s", want, m.Text)
+			}
+		}
+		if !strings.Contains(html.UnescapeString(m.HTML), siPhoneA) {
+			t.Errorf("the notice's HTML lacks the number:\n%s", m.HTML)
+		}
+		if strings.Contains(m.Text, "#token=") || strings.Contains(m.HTML, "#token=") {
+			t.Errorf("the notice carries a link secret:\n%s", m.Text)
+		}
+		notices := 0
+		for _, e := range siEvents(siActivity(t, c), "notice.sent") {
+			if e.Details["kind"] == "phone_added" {
+				notices++
+			}
+		}
+		if notices != 1 {
+			t.Errorf("%d phone_added notice.sent events, want 1", notices)
+		}
+
+		// A failed verification, or a number that is another account's,
+		// adds nothing and announces nothing.
+		other := h.newUser("other.notice@example.com")
+		mustStatus(t, other.do("POST", "/v1/phone", map[string]string{"phone": siPhoneA}), http.StatusAccepted)
+		code := siSMSCode(t, rx.next(t, siPhoneA))
+		siProblem(t, other.do("POST", "/v1/phone/verify", map[string]string{"code": siWrong(code, 0)}), http.StatusUnauthorized, "invalid_code")
+		siProblem(t, other.do("POST", "/v1/phone/verify", map[string]string{"code": code}), http.StatusConflict, "phone_taken")
+		siSettle()
+		if n := len(box.matching("other.notice@example.com", siSubjPhone)); n != 0 {
+			t.Errorf("%d phone-added notices without a number added", n)
+		}
+		if n := len(box.matching(addr, siSubjPhone)); n != 1 {
+			t.Errorf("%d phone-added notices to the first account, want 1", n)
 		}
 	})
 }

@@ -674,6 +674,9 @@ func TestAttackUIMagicLinkPageLoadSpendsNothing(t *testing.T) {
 	const email = "scanner-ui@example.com"
 	c := h.client()
 	mustStatus(t, c.signup(email, goodPassword), http.StatusCreated)
+	// The address is verified first: a sign-in by link into an unverified
+	// account would end the sign-up session, which this test counts on.
+	mustStatus(t, h.client().do("POST", "/v1/verify-email", map[string]string{"token": uiLinkSecret(uiMailLink(t, h, email, "verify-email"))}), http.StatusOK)
 	mustStatus(t, h.client().do("POST", "/v1/magic-link", map[string]string{"email": email}), http.StatusAccepted)
 	link := uiMailLink(t, h, email, "magic-link")
 	var logins int
@@ -766,6 +769,55 @@ func TestUIVerifyEmail(t *testing.T) {
 	mustStatus(t, r, http.StatusOK)
 	if me := uiDecodeMe(t, r.body); !me.User.EmailVerified {
 		t.Fatalf("/v1/me of the sign-up session after confirming: %s, want email_verified true (the user's cached sessions must be invalidated)", r.body)
+	}
+}
+
+// The undo link of a change of address, sent to the old address, opens the
+// same page: it says what happened and what to do next (set a new
+// password), and creates no session.
+func TestUIVerifyEmailUndoesChange(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	b := uiNewBrowser(t)
+	const old, next = "undo-ui@example.com", "undo-ui.new@example.com"
+	c := h.client()
+	mustStatus(t, c.signup(old, goodPassword), http.StatusCreated)
+	mustStatus(t, c.do("POST", "/v1/email", map[string]string{"new_email": next, "current_password": goodPassword}), http.StatusAccepted)
+	mustStatus(t, h.client().do("POST", "/v1/verify-email", map[string]string{"token": uiLinkSecret(uiMailLink(t, h, next, "verify-email"))}), http.StatusOK)
+	notice := vfNext(t, h, old, vfSubjChanged)
+	sub := uiLinkRE.FindStringSubmatch(notice.Text)
+	if sub == nil || sub[1] != "verify-email" {
+		t.Fatalf("no /ui/verify-email link in the notice to the old address:\n%s", notice.Text)
+	}
+
+	b.openLink(sub[0])
+	b.assertTokenGone()
+	st := b.submit()
+	if st.Class != "ok" || !strings.Contains(st.Text, "undone") || !strings.Contains(st.Text, old) || !strings.Contains(st.Text, "new password") {
+		b.fatalf("status after the undo = %+v, want class ok saying the change was undone, naming %s and asking for a new password", st, old)
+	}
+	if !b.formHidden() {
+		t.Errorf("the form still shows after the undo")
+	}
+	if cookies, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{}); err != nil {
+		b.fatalf("get cookies: %v", err)
+	} else if len(cookies.Cookies) != 0 {
+		t.Errorf("the undo left cookies in the browser: %+v", cookies.Cookies)
+	}
+	b.assertNoTokenSent()
+	uiAssertNoSecretInLogs(t, h)
+
+	// The account is back at the old address, signed out, without a
+	// password.
+	mustStatus(t, c.do("GET", "/v1/me", nil), http.StatusUnauthorized)
+	mustStatus(t, h.client().login(old, goodPassword), http.StatusUnauthorized)
+	mustStatus(t, h.client().login(next, goodPassword), http.StatusUnauthorized)
+
+	// A plain verification on the same page still says "confirmed".
+	const other = "plain-ui@example.com"
+	mustStatus(t, h.client().signup(other, goodPassword), http.StatusCreated)
+	b.openLink(uiMailLink(t, h, other, "verify-email"))
+	if st := b.submit(); st.Class != "ok" || !strings.Contains(st.Text, "confirmed") || strings.Contains(st.Text, "undone") {
+		b.fatalf("status after a plain verification = %+v", st)
 	}
 }
 

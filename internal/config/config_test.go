@@ -61,6 +61,20 @@ func TestValidateRefuses(t *testing.T) {
 		"zero argon2 threads":   func(c *Config) { c.Argon2Threads = 0 },
 		"zero throttle":         func(c *Config) { c.LoginFailuresPerAccount = 0 },
 		"unknown log level":     func(c *Config) { c.LogLevel = "loud" },
+		// A public URL that is not loopback means real users: the dev
+		// outbox (which logs live links) must not stand in for SMTP.
+		"production without smtp": func(c *Config) { c.PublicURL = "https://auth.example.com" },
+		"smtp without from":       func(c *Config) { c.SMTPURL = "smtp://mail.example.com" },
+		"unknown sms provider":    func(c *Config) { c.SMSProvider = "carrier-pigeon" },
+		"twilio without token": func(c *Config) {
+			c.SMSProvider, c.TwilioAccountSID, c.SMSFrom = "twilio", "AC123", "+14155550100"
+		},
+		"webhook without secret": func(c *Config) { c.SMSProvider, c.SMSWebhookURL = "webhook", "https://sms.example.com" },
+		"recovery ttl over 1h":   func(c *Config) { c.RecoveryTTL = time.Hour + time.Minute },
+		"otp ttl over 15m":       func(c *Config) { c.OTPTTL = 16 * time.Minute },
+		"magic link ttl over 1h": func(c *Config) { c.MagicLinkTTL = 2 * time.Hour },
+		"zero message limit":     func(c *Config) { c.MessagesPerAddress = 0 },
+		"empty product name":     func(c *Config) { c.ProductName = " " },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -76,5 +90,10 @@ func TestValidateRefuses(t *testing.T) {
 	c.PublicURL = "http://localhost:8080"
 	if err := c.Validate(); err != nil {
 		t.Errorf("dev localhost refused: %v", err)
+	}
+	c = Default()
+	c.PublicURL, c.SMTPURL, c.MailFrom = "https://auth.example.com", "smtps://mail.example.com", "auth@example.com"
+	if err := c.Validate(); err != nil {
+		t.Errorf("production with SMTP refused: %v", err)
 	}
 }

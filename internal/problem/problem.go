@@ -109,6 +109,7 @@ var (
 	InvalidEmail       = newProblem(http.StatusBadRequest, "invalid_email", "The e-mail address is not valid.")
 	InvalidPhone       = newProblem(http.StatusBadRequest, "invalid_phone", "The phone number is not valid or cannot receive text messages.")
 	PhoneTaken         = newProblem(http.StatusConflict, "phone_taken", "This phone number belongs to another account.")
+	EmailChangeLocked  = newProblem(http.StatusConflict, "email_change_locked", "The e-mail address was changed recently and can still be changed back from the previous address. Try again later.")
 	WeakPassword       = newProblem(http.StatusBadRequest, "weak_password", "The password does not meet the password policy.")
 	BodyTooLarge       = newProblem(http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.")
 	UnsupportedMedia   = newProblem(http.StatusUnsupportedMediaType, "unsupported_media_type", "The request body must be application/json.")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -263,6 +264,14 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	if err := s.throttleSend(r, email.Key); err != nil {
 		return err
 	}
+	// While the previous address can still undo a change, no further
+	// change: an intruder must not move the address twice to send the
+	// undo link to an address they hold.
+	if undo, err := s.DB.Verifications().CurrentVerification(ctx, u.ID, store.PurposeRevertEmail); err == nil && s.Sessions.Now().Before(undo.ExpiresAt) {
+		return problem.EmailChangeLocked.With("until", undo.ExpiresAt)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("verification: pending undo: %w", err)
+	}
 	o := originOf(r)
 	o.sessionID = p.Session.ID
 	now := s.Sessions.Now()
@@ -349,15 +358,22 @@ func (s *Service) completeEmailChange(w http.ResponseWriter, r *http.Request, v 
 	o, old := originOf(r), u.Email
 	s.background("email changed", func(ctx context.Context) error {
 		// The old address gets a way back: a link that undoes the change.
+		d := mail.Data{NewEmail: next.Display, IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: now}
 		pr, err := s.newProof(u.ID, store.PurposeRevertEmail, old, "verify-email", false, RevertTTL, s.Sessions.Now())
-		if err != nil {
-			return err
+		if err == nil {
+			d.Link, d.ExpiresIn = pr.link, RevertTTL
+			var out outgoing
+			if out, err = s.mailTo(mail.KindEmailChanged, old, d); err == nil {
+				if err = s.issue(ctx, o, pr, out); err == nil {
+					return nil
+				}
+			}
 		}
-		out, err := s.mailTo(mail.KindEmailChanged, old, mail.Data{NewEmail: next.Display, Link: pr.link, ExpiresIn: RevertTTL, IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: now})
-		if err != nil {
-			return err
-		}
-		return s.issue(ctx, o, pr, out)
+		// Without its undo link the notice still goes: the old address
+		// must hear of the change.
+		s.Log.ErrorContext(ctx, "verification: undo link for a change of address not issued; sending the notice without it", slog.String("user_id", u.ID), slog.Any("error", err))
+		d.Link, d.ExpiresIn = "", 0
+		return s.notice(ctx, o, mail.KindEmailChanged, u.ID, old, d)
 	})
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"email": next.Display, "email_verified": true, "revoked_sessions": len(revoked)})
 }

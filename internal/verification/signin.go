@@ -300,8 +300,9 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 	st := s.Accounts.Begin(r, u.ID, amr, d)
 	// The first proof of an unverified account's address ends whatever
 	// was set up before it by someone who had not proved the address: a
-	// pre-hijacker who signed up with it keeps neither the password nor a
-	// session (the owner sets a password by reset if they want one).
+	// pre-hijacker who signed up with it keeps no password, session, phone
+	// number or pending link (the owner sets a password by reset if they
+	// want one).
 	claim := v.Purpose != store.PurposeSMSOTP && !u.EmailVerified
 	var superseded string
 	var revoked []string
@@ -324,6 +325,12 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 				return err
 			}
 			if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, "", now, session.ReasonEmailVerified); err != nil {
+				return err
+			}
+			if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
+				return err
+			}
+			if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, takeoverRetires...); err != nil {
 				return err
 			}
 			audit.With(e, "claimed_unverified_account", "true")
