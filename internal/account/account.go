@@ -64,6 +64,9 @@ type Handler struct {
 	Tokens *token.Service
 	// Notify sends the e-mails account events call for.
 	Notify Notifier
+	// MFA turns a first factor into a second-factor challenge when the
+	// account has one (package mfa).
+	MFA SecondFactor
 	// RequireVerifiedEmail: sign-up answers the same whether or not the
 	// address is registered, and accounts sign in only once verified.
 	RequireVerifiedEmail bool
@@ -84,6 +87,16 @@ type Notifier interface {
 	SignupAttempted(r *http.Request, u *store.User)
 	// PasswordChanged tells u its password was changed.
 	PasswordChanged(r *http.Request, u *store.User)
+	// RecoveryCodeUsed tells u one of its recovery codes was used.
+	RecoveryCodeUsed(r *http.Request, u *store.User)
+}
+
+// SecondFactor is the second-factor step of sign-in (mfa.Service).
+type SecondFactor interface {
+	// Required reports whether the user has a second factor.
+	Required(ctx context.Context, userID string) (bool, error)
+	// Challenge answers a successful first factor with a challenge.
+	Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d Delivery) error
 }
 
 // ChangingPurposes are the verifications a password change or reset
@@ -304,6 +317,17 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	// the counter as a wrong one does, or the throttle would tell.
 	h.Throttle.Reset(ctx, accountKey)
 	now := h.Sessions.Now()
+	if mfa, err := h.MFA.Required(ctx, u.ID); err != nil {
+		return err
+	} else if mfa {
+		if newHash != "" {
+			if err := h.DB.InTx(ctx, func(tx store.Tx) error { return h.confirmPassword(ctx, tx, r, u, newHash, now) }); err != nil {
+				return fmt.Errorf("account: login: %w", err)
+			}
+			u.PasswordHash = newHash
+		}
+		return h.MFA.Challenge(w, r, u, []string{"pwd"}, req.Delivery)
+	}
 	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
+	"github.com/gatehouse-auth/gatehouse/internal/mfa"
 	"github.com/gatehouse-auth/gatehouse/internal/outbox"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
@@ -225,6 +226,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		verification.ClassSendIP:      {Limit: cfg.MessagesPerIP, Window: cfg.MessageWindow},
 		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
 		verification.ClassCodeAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		mfa.ClassMFAAccount:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 	}, s.eph, local, log)
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)
@@ -255,6 +257,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Log:     log,
 	})
 	accounts.Notify = verifications
+	factors := mfa.New(mfa.Deps{
+		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Throttle: thr, KEKs: keks,
+		CodeKey: hkdfKey(peppers[len(peppers)-1].Key, "gatehouse recovery codes v1"),
+		Product: cfg.ProductName, Log: log,
+	})
+	accounts.MFA = factors
 	go s.purgeVerifications(runCtx)
 	pages, err := ui.New(cfg.ProductName)
 	if err != nil {
@@ -265,6 +273,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux := http.NewServeMux()
 	accounts.Register(mux, adapt)
 	verifications.Register(mux, adapt)
+	factors.Register(mux, adapt)
 	pages.Register(mux)
 	s.Sessions.Register(mux, adapt)
 	tokens.Register(mux, adapt)

@@ -57,6 +57,11 @@ const (
 	PasswordReset       = "password.reset"
 	PhoneVerified       = "phone.verified"
 	PhoneRemoved        = "phone.removed"
+	// MFAFailed: a wrong second factor (details: method).
+	MFAFailed                = "mfa.failed"
+	MFAEnabled               = "mfa.totp_enabled"
+	MFADisabled              = "mfa.totp_disabled"
+	RecoveryCodesRegenerated = "mfa.recovery_codes_regenerated"
 )
 
 // New builds an event of type typ from the request: time, client IP and

@@ -15,22 +15,23 @@ import (
 
 // Template kinds.
 const (
-	KindVerifyEmail     = "verify_email"     // Link + Code: confirm your address
-	KindRecovery        = "recovery"         // Link: reset your password (ExpiresIn)
-	KindPasswordChanged = "password_changed" // notice: your password was changed (IP, Device, At); if it was not you, reset it at Link
-	KindMagicLink       = "magic_link"       // Link: sign in
-	KindEmailOTP        = "email_otp"        // Code: your sign-in code
-	KindChangeEmail     = "change_email"     // sent to the NEW address: Link to confirm NewEmail
-	KindEmailChanged    = "email_changed"    // notice to the OLD address: your address was changed to NewEmail; Link undoes it (ExpiresIn)
-	KindPhoneAdded      = "phone_added"      // notice: Phone can now receive sign-in codes; if it was not you, reset the password at Link
-	KindAccountExists   = "account_exists"   // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
+	KindVerifyEmail      = "verify_email"       // Link + Code: confirm your address
+	KindRecovery         = "recovery"           // Link: reset your password (ExpiresIn)
+	KindPasswordChanged  = "password_changed"   // notice: your password was changed (IP, Device, At); if it was not you, reset it at Link
+	KindMagicLink        = "magic_link"         // Link: sign in
+	KindEmailOTP         = "email_otp"          // Code: your sign-in code
+	KindChangeEmail      = "change_email"       // sent to the NEW address: Link to confirm NewEmail
+	KindEmailChanged     = "email_changed"      // notice to the OLD address: your address was changed to NewEmail; Link undoes it (ExpiresIn)
+	KindPhoneAdded       = "phone_added"        // notice: Phone can now receive sign-in codes; if it was not you, reset the password at Link
+	KindRecoveryCodeUsed = "recovery_code_used" // notice: a recovery code signed in (IP, Device, At); if it was not you, reset at Link
+	KindAccountExists    = "account_exists"     // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
 )
 
 // kinds lists every template kind; each has templates/<kind>.txt and
 // templates/<kind>.html.
 var kinds = []string{
 	KindVerifyEmail, KindRecovery, KindPasswordChanged, KindMagicLink,
-	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded,
+	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded, KindRecoveryCodeUsed,
 }
 
 // Data fills a template. Every field may be empty; the templates leave out

@@ -34,15 +34,16 @@ var full = Data{
 
 // wants are what each kind shows of full, in its text and HTML bodies.
 var wants = map[string][]string{
-	KindVerifyEmail:     {full.Link, full.Code, "is your e-mail address", "expire in 15 minutes", "ignore this e-mail"},
-	KindRecovery:        {full.Link, "works once", "expires in 15 minutes", "ignore this e-mail"},
-	KindPasswordChanged: {full.Link, full.IP, full.Device, "1 May 2026, 09:30 UTC", "was changed"},
-	KindMagicLink:       {full.Link, "works once", "expires in 15 minutes", "ignore this e-mail"},
-	KindEmailOTP:        {full.Code, "expires in 15 minutes", "ignore this e-mail"},
-	KindChangeEmail:     {full.Link, full.NewEmail, "expires in 15 minutes", "ignore this e-mail"},
-	KindEmailChanged:    {full.NewEmail, full.Link, full.IP, "1 May 2026, 09:30 UTC", "undo", "expires in 15 minutes"},
-	KindPhoneAdded:      {full.Phone[1:], full.Link, full.IP, "sign-in codes", "reset your password"},
-	KindAccountExists:   {full.Link, full.To, "already has an account", "ignore this e-mail"},
+	KindVerifyEmail:      {full.Link, full.Code, "is your e-mail address", "expire in 15 minutes", "ignore this e-mail"},
+	KindRecovery:         {full.Link, "works once", "expires in 15 minutes", "ignore this e-mail"},
+	KindPasswordChanged:  {full.Link, full.IP, full.Device, "1 May 2026, 09:30 UTC", "was changed"},
+	KindMagicLink:        {full.Link, "works once", "expires in 15 minutes", "ignore this e-mail"},
+	KindEmailOTP:         {full.Code, "expires in 15 minutes", "ignore this e-mail"},
+	KindChangeEmail:      {full.Link, full.NewEmail, "expires in 15 minutes", "ignore this e-mail"},
+	KindEmailChanged:     {full.NewEmail, full.Link, full.IP, "1 May 2026, 09:30 UTC", "undo", "expires in 15 minutes"},
+	KindRecoveryCodeUsed: {full.Link, full.IP, full.Device, "recovery codes", "reset your password"},
+	KindPhoneAdded:       {full.Phone[1:], full.Link, full.IP, "sign-in codes", "reset your password"},
+	KindAccountExists:    {full.Link, full.To, "already has an account", "ignore this e-mail"},
 }
 
 var (

@@ -122,6 +122,7 @@ var (
 	IncorrectPassword  = newProblem(http.StatusForbidden, "incorrect_password", "The password is incorrect.")
 	InvalidToken       = newProblem(http.StatusBadRequest, "invalid_token", "The link is invalid, expired or already used. Ask for a new one.")
 	InvalidCode        = newProblem(http.StatusUnauthorized, "invalid_code", "The code is incorrect or expired.")
+	InvalidChallenge   = newProblem(http.StatusUnauthorized, "invalid_challenge", "The sign-in challenge is invalid, expired or used up. Sign in again.")
 	SMSUnavailable     = newProblem(http.StatusNotFound, "sms_unavailable", "Text messages are not enabled on this server.")
 	NotFound           = newProblem(http.StatusNotFound, "not_found", "The resource does not exist.")
 	MethodNotAllowed   = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed on this resource.")

@@ -1,6 +1,8 @@
 package secrets
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -49,4 +51,45 @@ func LoadKEKs(dataDir string, log *slog.Logger) ([]KEK, error) {
 		out[i] = KEK{Version: k.version, Key: k.key}
 	}
 	return out, nil
+}
+
+// Seal encrypts plaintext with AES-256-GCM under k: a random 96-bit nonce,
+// then the ciphertext and tag. aad binds the result to its place (a row's
+// id): opened with other aad, it fails.
+func (k KEK) Seal(plaintext, aad []byte) ([]byte, error) {
+	aead, err := k.aead()
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(nil, nil, plaintext, aad), nil
+}
+
+// Open reverses Seal. It fails on a wrong key, altered bytes or other aad.
+func (k KEK) Open(sealed, aad []byte) ([]byte, error) {
+	aead, err := k.aead()
+	if err != nil {
+		return nil, err
+	}
+	return aead.Open(nil, nil, sealed, aad)
+}
+
+func (k KEK) aead() (cipher.AEAD, error) {
+	if len(k.Key) != 32 {
+		return nil, fmt.Errorf("secrets: a key-encryption key must be 32 bytes, not %d", len(k.Key))
+	}
+	block, err := aes.NewCipher(k.Key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCMWithRandomNonce(block)
+}
+
+// FindKEK returns the KEK of the given version.
+func FindKEK(keks []KEK, version int) (KEK, bool) {
+	for _, k := range keks {
+		if k.Version == version {
+			return k, true
+		}
+	}
+	return KEK{}, false
 }

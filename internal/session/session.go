@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,13 +215,22 @@ func (m *Manager) New(r *http.Request, userID string, amr []string) (*store.Sess
 		AuthTime:   now,
 		ExpiresAt:  now.Add(m.cfg.Lifetime),
 		UserAgent:  clip(r.UserAgent(), 512),
-		AAL:        1,
+		AAL:        AALOf(amr),
 		AMR:        amr,
 	}
 	if ip := httpx.ClientIP(r); ip.IsValid() {
 		s.IP = ip.String()
 	}
 	return s, token
+}
+
+// AALOf is the authenticator assurance level of a sign-in by the methods
+// amr: 2 when it took more than one factor ("mfa", RFC 8176), else 1.
+func AALOf(amr []string) int {
+	if slices.Contains(amr, "mfa") {
+		return 2
+	}
+	return 1
 }
 
 // SetCookie hands the session secret to the browser: HttpOnly, Secure,

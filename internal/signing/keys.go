@@ -2,8 +2,6 @@ package signing
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -103,45 +101,23 @@ func additionalData(kid, alg string) []byte {
 	return fmt.Appendf(nil, "gatehouse signing key\x00%s\x00%s", kid, alg)
 }
 
-// newAEAD returns AES-256-GCM under key that prepends a random 96-bit
-// nonce to each ciphertext.
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("signing: a key-encryption key must be 32 bytes, not %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCMWithRandomNonce(block)
-}
-
 // seal encrypts the PKCS#8 DER of a private key: nonce || ciphertext || tag.
 func seal(kek secrets.KEK, kid, alg string, der []byte) ([]byte, error) {
-	aead, err := newAEAD(kek.Key)
+	sealed, err := kek.Seal(der, additionalData(kid, alg))
 	if err != nil {
 		return nil, fmt.Errorf("signing: seal key %s with KEK version %d: %w", kid, kek.Version, err)
 	}
-	return aead.Seal(nil, nil, der, additionalData(kid, alg)), nil
+	return sealed, nil
 }
 
 // unseal opens the private half of k with the KEK of its version and
 // parses it. Errors name the kid and KEK version, never key material.
 func unseal(k *store.SigningKey, keks []secrets.KEK) (crypto.Signer, error) {
-	var kek *secrets.KEK
-	for i := range keks {
-		if keks[i].Version == k.KEKVersion {
-			kek = &keks[i]
-		}
-	}
-	if kek == nil {
+	kek, ok := secrets.FindKEK(keks, k.KEKVersion)
+	if !ok {
 		return nil, fmt.Errorf("signing: key %s is sealed with KEK version %d, which is not loaded (is keys/kek-v%d.key missing from the data directory?)", k.ID, k.KEKVersion, k.KEKVersion)
 	}
-	aead, err := newAEAD(kek.Key)
-	if err != nil {
-		return nil, fmt.Errorf("signing: key %s, KEK version %d: %w", k.ID, k.KEKVersion, err)
-	}
-	der, err := aead.Open(nil, nil, k.PrivateSealed, additionalData(k.ID, k.Algorithm))
+	der, err := kek.Open(k.PrivateSealed, additionalData(k.ID, k.Algorithm))
 	if err != nil {
 		return nil, fmt.Errorf("signing: cannot open the private half of key %s with KEK version %d: wrong keys/kek-v%d.key (every replica needs the same one), or the row was altered", k.ID, k.KEKVersion, k.KEKVersion)
 	}

@@ -261,6 +261,59 @@ type Verifications interface {
 	DeleteVerificationsBefore(ctx context.Context, before time.Time) (int, error)
 }
 
+// TOTPFactor is a user's authenticator-app (RFC 6238) factor. The shared
+// secret is stored only sealed under the key-encryption key. A factor is
+// pending from enrolment until the user proves a first code (ConfirmedAt);
+// only a confirmed factor is asked for at sign-in.
+type TOTPFactor struct {
+	UserID       string
+	SecretSealed []byte
+	KEKVersion   int
+	CreatedAt    time.Time
+	ConfirmedAt  *time.Time
+	// LastStep is the last RFC 6238 time step accepted: a code of that
+	// step or an earlier one is a replay.
+	LastStep int64
+}
+
+// RecoveryCode is one single-use MFA recovery code; only its hash is kept.
+type RecoveryCode struct {
+	ID        string
+	UserID    string
+	Hash      []byte
+	CreatedAt time.Time
+	UsedAt    *time.Time
+}
+
+// MFA stores second factors.
+type MFA interface {
+	// PutPendingTOTP stores f as the user's pending factor, replacing a
+	// pending one. ErrConflict if the user has a confirmed factor.
+	PutPendingTOTP(ctx context.Context, f *TOTPFactor) error
+	// TOTPByUser returns the user's factor, pending or confirmed;
+	// ErrNotFound if none.
+	TOTPByUser(ctx context.Context, userID string) (*TOTPFactor, error)
+	// ConfirmTOTP confirms the pending factor and records step as its
+	// last accepted step. ErrConflict if it is not pending, ErrNotFound if
+	// there is none.
+	ConfirmTOTP(ctx context.Context, userID string, step int64, at time.Time) error
+	// UseTOTPStep accepts step for the user's confirmed factor only if it
+	// is later than LastStep (compare-and-set): of concurrent uses of one
+	// code exactly one succeeds. ErrConflict on a replay (or a pending
+	// factor), ErrNotFound if there is no factor.
+	UseTOTPStep(ctx context.Context, userID string, step int64) error
+	// DeleteTOTP removes the user's factor; ErrNotFound if none.
+	DeleteTOTP(ctx context.Context, userID string) error
+	// ReplaceRecoveryCodes deletes every recovery code of the user and
+	// inserts codes (all of that user).
+	ReplaceRecoveryCodes(ctx context.Context, userID string, codes []*RecoveryCode) error
+	// UseRecoveryCode marks the user's unused code whose hash matches as
+	// used (compare-and-set). ErrNotFound if no unused code matches.
+	UseRecoveryCode(ctx context.Context, userID string, hash []byte, at time.Time) error
+	// CountRecoveryCodes returns how many unused codes the user has.
+	CountRecoveryCodes(ctx context.Context, userID string) (int, error)
+}
+
 // SigningKey is an access-token signing key. The private half is sealed
 // with the key-encryption key (KEKVersion names which) and never stored in
 // clear. Its state follows from the times: published from CreatedAt,
@@ -314,6 +367,7 @@ type Tx interface {
 	RefreshTokens() RefreshTokens
 	SigningKeys() SigningKeys
 	Verifications() Verifications
+	MFA() MFA
 	Audit() Audit
 }
 

@@ -69,6 +69,16 @@ func (s *Service) PasswordChanged(r *http.Request, u *store.User) {
 	})
 }
 
+// RecoveryCodeUsed tells u one of its MFA recovery codes was used.
+func (s *Service) RecoveryCodeUsed(r *http.Request, u *store.User) {
+	o, user := originOf(r), *u
+	s.background("recovery code used", func(ctx context.Context) error {
+		return s.notice(ctx, o, mail.KindRecoveryCodeUsed, user.ID, user.Email, mail.Data{
+			Link: s.page("recovery"), IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: s.Sessions.Now(),
+		})
+	})
+}
+
 // page is the absolute URL of a hosted page.
 func (s *Service) page(name string) string { return s.cfg.BaseURL + "/ui/" + name }
 
@@ -385,8 +395,8 @@ const RevertTTL = 7 * 24 * time.Hour
 // old one. Whoever made the change knew the password and held a session,
 // so the way back takes everything from them: the old address returns
 // (verified: the link went there), every session ends, the password is
-// cleared (the owner sets a new one by reset), the phone number is removed
-// and every outstanding link and code dies.
+// cleared (the owner sets a new one by reset), the phone number and the
+// second factors are removed and every outstanding link and code dies.
 func (s *Service) revertEmailChange(w http.ResponseWriter, r *http.Request, v *store.Verification) error {
 	ctx := r.Context()
 	u, err := s.DB.Users().UserByID(ctx, v.UserID)
@@ -414,6 +424,9 @@ func (s *Service) revertEmailChange(w http.ResponseWriter, r *http.Request, v *s
 		if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
 			return err
 		}
+		if err := clearSecondFactors(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		if revoked, err = tx.Sessions().RevokeUserSessions(ctx, u.ID, "", now, session.ReasonEmailChanged); err != nil {
 			return err
 		}
@@ -435,6 +448,16 @@ func (s *Service) revertEmailChange(w http.ResponseWriter, r *http.Request, v *s
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"email": back.Display, "email_verified": true, "revoked_sessions": len(revoked), "password_reset_required": true,
 	})
+}
+
+// clearSecondFactors removes the user's authenticator app and recovery
+// codes: when an account is taken back from an intruder, a factor the
+// intruder enrolled must not lock the owner out.
+func clearSecondFactors(ctx context.Context, tx store.Tx, userID string) error {
+	if err := tx.MFA().DeleteTOTP(ctx, userID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return tx.MFA().ReplaceRecoveryCodes(ctx, userID, nil)
 }
 
 // takeoverRetires are the proofs that die when an account is taken back

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
@@ -288,6 +289,25 @@ func (s *Service) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// secondFactor spends v (and verifies the address it went to) and answers
+// with the second-factor challenge of an account that has one.
+func (s *Service) secondFactor(w http.ResponseWriter, r *http.Request, u *store.User, v *store.Verification, amr []string, d account.Delivery, now time.Time) error {
+	ctx := r.Context()
+	err := s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := consume(ctx, tx, v, now); err != nil {
+			return err
+		}
+		if v.Purpose == store.PurposeSMSOTP {
+			return nil
+		}
+		return markVerified(ctx, tx, u.ID, v.Target, now)
+	})
+	if err != nil {
+		return err
+	}
+	return s.Accounts.MFA.Challenge(w, r, u, amr, d)
+}
+
 // signIn spends v and creates the session of a link or code sign-in. A
 // proof sent by e-mail also verifies the address it went to (if that is
 // still the account's); a texted one must match the account's number.
@@ -304,6 +324,13 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 	// number or pending link (the owner sets a password by reset if they
 	// want one).
 	claim := v.Purpose != store.PurposeSMSOTP && !u.EmailVerified
+	if !claim {
+		if mfa, err := s.Accounts.MFA.Required(ctx, u.ID); err != nil {
+			return err
+		} else if mfa {
+			return s.secondFactor(w, r, u, v, amr, d, now)
+		}
+	}
 	var superseded string
 	var revoked []string
 	err := s.DB.InTx(ctx, func(tx store.Tx) error {
@@ -328,6 +355,9 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request, u *store.User, 
 				return err
 			}
 			if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
+				return err
+			}
+			if err := clearSecondFactors(ctx, tx, u.ID); err != nil {
 				return err
 			}
 			if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, takeoverRetires...); err != nil {

@@ -24,8 +24,9 @@ type scanner interface {
 }
 
 // queries implements store.Users, store.Sessions, store.RefreshTokens,
-// store.SigningKeys, store.Verifications and store.Audit once for both dialects. Outside a transaction r and w are the read and write pools;
-// inside one both are the *sql.Tx.
+// store.SigningKeys, store.Verifications, store.MFA and store.Audit once
+// for both dialects. Outside a transaction r and w are the read and write
+// pools; inside one both are the *sql.Tx.
 type queries struct {
 	d dialect
 	r querier

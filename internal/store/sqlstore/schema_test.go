@@ -36,7 +36,7 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			for _, step := range []struct {
 				name    string
 				version int64
-			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 3}} {
+			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 4}} {
 				if err := db.MigrateToForTest(ctx, step.version); err != nil {
 					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
 				}
@@ -75,11 +75,9 @@ func TestMigrateVerificationsKeepsUsers(t *testing.T) {
 			}
 			want := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
 				CreatedAt: now.UTC().Truncate(time.Microsecond), UpdatedAt: now.UTC().Truncate(time.Microsecond)}
+			// Ping wants the newest schema, so it is asked only at the end.
 			check := func(when string) {
 				t.Helper()
-				if err := db.Ping(ctx); err != nil {
-					t.Fatalf("Ping %s: %v", when, err)
-				}
 				got, err := db.Users().UserByID(ctx, "u1")
 				if err != nil {
 					t.Fatalf("UserByID %s: %v", when, err)
@@ -113,6 +111,13 @@ func TestMigrateVerificationsKeepsUsers(t *testing.T) {
 			if !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("CurrentVerification after rolling migration 3 back and forth = %v, want ErrNotFound", err)
 			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate to the newest: %v", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			check("after migrating to the newest")
 		})
 	}
 }
@@ -340,6 +345,210 @@ func TestSchemaRejectsInvalidRows(t *testing.T) {
 			}
 			if _, err := db.Verifications().CurrentVerification(t.Context(), "u1", store.PurposeVerifyEmail); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("CurrentVerification = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestMigrateMFAKeepsData applies migration 4 to a database that already
+// holds a user and a verification: both read back unchanged. Rolling
+// migration 4 back drops the factors and recovery codes but keeps the
+// rest, and applying it again works on the rolled-back data.
+func TestMigrateMFAKeepsData(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{})
+			if err := db.MigrateToForTest(ctx, 3); err != nil {
+				t.Fatalf("migrate to version 3: %v", err)
+			}
+			u := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
+				Phone: "+14155550100", CreatedAt: now, UpdatedAt: now}
+			if err := db.Users().CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			v := &store.Verification{ID: "v1", UserID: "u1", Purpose: store.PurposeVerifyEmail, LinkHash: []byte{1},
+				CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			if err := db.Verifications().CreateVerification(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+			want := *u
+			want.CreatedAt, want.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
+			check := func(when string) {
+				t.Helper()
+				if err := db.Ping(ctx); err != nil {
+					t.Fatalf("Ping %s: %v", when, err)
+				}
+				got, err := db.Users().UserByID(ctx, "u1")
+				if err != nil {
+					t.Fatalf("UserByID %s: %v", when, err)
+				}
+				if *got != want {
+					t.Errorf("user %s = %+v, want %+v", when, got, want)
+				}
+				if _, err := db.Verifications().VerificationByLinkHash(ctx, []byte{1}); err != nil {
+					t.Errorf("VerificationByLinkHash %s: %v", when, err)
+				}
+			}
+			if err := db.MigrateToForTest(ctx, 4); err != nil {
+				t.Fatalf("migrate to version 4: %v", err)
+			}
+			check("after migration 4")
+			if err := db.MFA().PutPendingTOTP(ctx, &store.TOTPFactor{UserID: "u1", SecretSealed: []byte("sealed"),
+				KEKVersion: 1, CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.MFA().ConfirmTOTP(ctx, "u1", 7, now); err != nil {
+				t.Fatal(err)
+			}
+			codes := []*store.RecoveryCode{{ID: "rc1", UserID: "u1", Hash: []byte("h1"), CreatedAt: now}}
+			if err := db.MFA().ReplaceRecoveryCodes(ctx, "u1", codes); err != nil {
+				t.Fatal(err)
+			}
+			for _, step := range []struct {
+				name    string
+				version int64
+			}{{"down", 3}, {"up again", 4}} {
+				if err := db.MigrateToForTest(ctx, step.version); err != nil {
+					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
+				}
+			}
+			check("after rolling migration 4 back and forth")
+			if _, err := db.MFA().TOTPByUser(ctx, "u1"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("TOTPByUser after rolling migration 4 back and forth = %v, want ErrNotFound", err)
+			}
+			if n, err := db.MFA().CountRecoveryCodes(ctx, "u1"); err != nil || n != 0 {
+				t.Errorf("CountRecoveryCodes after rolling migration 4 back and forth = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestMFACascade checks a user's factor and recovery codes go with the
+// user; the store interfaces delete no user, so the row is deleted
+// directly. Those of other users stay.
+func TestMFACascade(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			for _, u := range []string{"u1", "u2"} {
+				if err := db.Users().CreateUser(ctx, &store.User{ID: u, Email: u + "@example.com", EmailKey: u + "@example.com"}); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.MFA().PutPendingTOTP(ctx, &store.TOTPFactor{UserID: u, SecretSealed: []byte("sealed-" + u),
+					KEKVersion: 1, CreatedAt: now}); err != nil {
+					t.Fatal(err)
+				}
+				codes := []*store.RecoveryCode{
+					{ID: u + "-rc1", UserID: u, Hash: []byte("h1"), CreatedAt: now},
+					{ID: u + "-rc2", UserID: u, Hash: []byte("h2"), CreatedAt: now, UsedAt: &now},
+				}
+				if err := db.MFA().ReplaceRecoveryCodes(ctx, u, codes); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.MFA().ConfirmTOTP(ctx, "u1", 1, now); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecForTest(ctx, "DELETE FROM users WHERE id = ?", "u1"); err != nil {
+				t.Fatalf("delete the user: %v", err)
+			}
+			if _, err := db.MFA().TOTPByUser(ctx, "u1"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("TOTPByUser after the delete = %v, want ErrNotFound", err)
+			}
+			if err := db.ExecForTest(ctx, "INSERT INTO users (id, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+				"u1", "u1@example.com", "u1@example.com", now, now); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing of the deleted user is left for a new user of the same id.
+			if n, err := db.MFA().CountRecoveryCodes(ctx, "u1"); err != nil || n != 0 {
+				t.Errorf("CountRecoveryCodes after the delete = %d, %v; want 0", n, err)
+			}
+			if err := db.MFA().UseRecoveryCode(ctx, "u1", []byte("h1"), now); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("UseRecoveryCode after the delete = %v, want ErrNotFound", err)
+			}
+			if _, err := db.MFA().TOTPByUser(ctx, "u2"); err != nil {
+				t.Errorf("another user's factor after the delete: %v", err)
+			}
+			if n, err := db.MFA().CountRecoveryCodes(ctx, "u2"); err != nil || n != 1 {
+				t.Errorf("another user's recovery codes after the delete = %d, %v; want 1", n, err)
+			}
+		})
+	}
+}
+
+// TestMFASchemaRejectsInvalidRows checks the constraints the schema puts
+// on factors and recovery codes: each write fails, with an error that is
+// not a store sentinel, and leaves nothing behind.
+func TestMFASchemaRejectsInvalidRows(t *testing.T) {
+	now := time.Now()
+	totp := func(mod func(*store.TOTPFactor)) func(store.Store) error {
+		return func(s store.Store) error {
+			f := &store.TOTPFactor{UserID: "u1", SecretSealed: []byte("sealed"), KEKVersion: 1, CreatedAt: now}
+			mod(f)
+			return s.MFA().PutPendingTOTP(t.Context(), f)
+		}
+	}
+	code := func(userID string, mod func(*store.RecoveryCode)) func(store.Store) error {
+		return func(s store.Store) error {
+			c := &store.RecoveryCode{ID: "rc-new", UserID: userID, Hash: []byte("hash"), CreatedAt: now}
+			mod(c)
+			return s.MFA().ReplaceRecoveryCodes(t.Context(), userID, []*store.RecoveryCode{c})
+		}
+	}
+	cases := []struct {
+		name  string
+		write func(store.Store) error
+	}{
+		{"factor of a missing user", totp(func(f *store.TOTPFactor) { f.UserID = "no-such-user" })},
+		{"factor with a nil secret", totp(func(f *store.TOTPFactor) { f.SecretSealed = nil })},
+		{"factor with an empty secret", totp(func(f *store.TOTPFactor) { f.SecretSealed = []byte{} })},
+		{"factor with KEK version 0", totp(func(f *store.TOTPFactor) { f.KEKVersion = 0 })},
+		{"factor with a negative KEK version", totp(func(f *store.TOTPFactor) { f.KEKVersion = -1 })},
+		{"factor with a negative last step", totp(func(f *store.TOTPFactor) { f.LastStep = -1 })},
+		{"confirmation at a negative step", func(s store.Store) error {
+			return s.MFA().ConfirmTOTP(t.Context(), "u2", -1, now) // u2 has a pending factor
+		}},
+		{"recovery code of a missing user", code("no-such-user", func(*store.RecoveryCode) {})},
+		{"recovery code with an empty id", code("u1", func(c *store.RecoveryCode) { c.ID = "" })},
+		{"recovery code with a nil hash", code("u1", func(c *store.RecoveryCode) { c.Hash = nil })},
+		{"recovery code with an empty hash", code("u1", func(c *store.RecoveryCode) { c.Hash = []byte{} })},
+	}
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			for _, u := range []string{"u1", "u2"} {
+				if err := db.Users().CreateUser(t.Context(), &store.User{ID: u, Email: u + "@example.com", EmailKey: u + "@example.com"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := totp(func(f *store.TOTPFactor) { f.UserID = "u2" })(db); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					err := tc.write(db)
+					if err == nil {
+						t.Fatal("write succeeded, want a constraint violation")
+					}
+					if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+						t.Errorf("error %v is a store sentinel, want a schema error", err)
+					}
+				})
+			}
+			if _, err := db.MFA().TOTPByUser(t.Context(), "u1"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("TOTPByUser = %v, want ErrNotFound", err)
+			}
+			if f, err := db.MFA().TOTPByUser(t.Context(), "u2"); err != nil || f.ConfirmedAt != nil || f.LastStep != 0 {
+				t.Errorf("TOTPByUser(u2) = %+v, %v; want the pending factor unchanged", f, err)
+			}
+			for _, u := range []string{"u1", "no-such-user"} {
+				if n, err := db.MFA().CountRecoveryCodes(t.Context(), u); err != nil || n != 0 {
+					t.Errorf("CountRecoveryCodes(%s) = %d, %v; want 0", u, n, err)
+				}
 			}
 		})
 	}

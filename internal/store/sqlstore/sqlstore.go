@@ -106,6 +106,9 @@ func (db *DB) SigningKeys() store.SigningKeys { return db.q }
 // Verifications implements store.Tx.
 func (db *DB) Verifications() store.Verifications { return dbVerifications{db.q, db} }
 
+// MFA implements store.Tx.
+func (db *DB) MFA() store.MFA { return dbMFA{db.q, db} }
+
 // Audit implements store.Tx.
 func (db *DB) Audit() store.Audit { return db.q }
 
@@ -147,6 +150,7 @@ func (t txStore) Sessions() store.Sessions           { return t.q }
 func (t txStore) RefreshTokens() store.RefreshTokens { return t.q }
 func (t txStore) SigningKeys() store.SigningKeys     { return t.q }
 func (t txStore) Verifications() store.Verifications { return t.q }
+func (t txStore) MFA() store.MFA                     { return t.q }
 func (t txStore) Audit() store.Audit                 { return t.q }
 
 // Ping checks that the database is reachable and that its schema is at

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,10 @@ var raceTests = []storeTest{
 	{"ConcurrentConsumeVerificationInTx", testConcurrentConsumeVerificationInTx},
 	{"ConcurrentAttemptVerification", testConcurrentAttemptVerification},
 	{"ConcurrentCreateVerification", testConcurrentCreateVerification},
+	{"ConcurrentUseTOTPStep", testConcurrentUseTOTPStep},
+	{"ConcurrentUseRecoveryCode", testConcurrentUseRecoveryCode},
+	{"ConcurrentReplaceRecoveryCodes", testConcurrentReplaceRecoveryCodes},
+	{"ConcurrentPutPendingAndConfirmTOTP", testConcurrentPutPendingAndConfirmTOTP},
 	{"Hammer", testHammer},
 }
 
@@ -435,6 +440,206 @@ func testConcurrentCreateVerification(t *testing.T, s store.Store) {
 	}
 	if d := diffVerification(wantVerification(other), mustVerification(t, s, other.LinkHash)); d != "" {
 		t.Errorf("verification of another purpose changed (-want +got):\n%s", d)
+	}
+}
+
+// testConcurrentUseTOTPStep replays one code from many goroutines,
+// directly and in transactions: exactly one use is accepted.
+func testConcurrentUseTOTPStep(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	f := mustPutPendingTOTP(t, s, newTOTP("u1"))
+	mustConfirmTOTP(t, s, "u1", 10, base)
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		if i%2 == 0 {
+			errs[i] = s.MFA().UseTOTPStep(t.Context(), "u1", 11)
+			return
+		}
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			return tx.MFA().UseTOTPStep(t.Context(), "u1", 11)
+		})
+	})
+	oneWinner(t, errs, store.ErrConflict)
+	if d := diffTOTP(wantConfirmedTOTP(f, 11, base), mustTOTP(t, s, "u1")); d != "" {
+		t.Errorf("stored factor (-want +got):\n%s", d)
+	}
+}
+
+// testConcurrentUseRecoveryCode spends one recovery code from many
+// goroutines, directly and in transactions as the sign-in handler does
+// (use the code and, only if that won, record the sign-in): exactly one
+// use succeeds.
+func testConcurrentUseRecoveryCode(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	codes := mustReplaceRecoveryCodes(t, s, "u1", newRecoveryCodes("u1", "rc", 3))
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		at := base.Add(time.Duration(i) * time.Second)
+		if i%2 == 0 {
+			errs[i] = s.MFA().UseRecoveryCode(t.Context(), "u1", codes[1].Hash, at)
+			return
+		}
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			if err := tx.MFA().UseRecoveryCode(t.Context(), "u1", codes[1].Hash, at); err != nil {
+				return err
+			}
+			return tx.Audit().AppendEvent(t.Context(), &store.Event{Type: "signin", UserID: "u1", At: at,
+				Details: map[string]string{"racer": fmt.Sprint(i)}})
+		})
+	})
+	w := oneWinner(t, errs, store.ErrNotFound)
+	wantRecoveryCodes(t, s, "u1", 2)
+	evs, err := s.Audit().ListUserEvents(t.Context(), "u1", 0, racers+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w%2 == 1 && (len(evs) != 1 || evs[0].Details["racer"] != fmt.Sprint(w)) {
+		t.Errorf("events = %v, want only the winner's (%d)", evs, w)
+	} else if w%2 == 0 && len(evs) != 0 {
+		t.Errorf("events = %v, want none (the winner, %d, used the code directly)", evs, w)
+	}
+}
+
+// testConcurrentReplaceRecoveryCodes regenerates a user's codes from many
+// goroutines, directly and in transactions: whatever the interleaving, the
+// user ends with exactly one whole set.
+func testConcurrentReplaceRecoveryCodes(t *testing.T, s store.Store) {
+	const perSet = 5
+	mustCreateUser(t, s, newUser("u1"))
+	mustReplaceRecoveryCodes(t, s, "u1", newRecoveryCodes("u1", "before", perSet))
+	sets := make([][]*store.RecoveryCode, racers)
+	for i := range sets {
+		sets[i] = newRecoveryCodes("u1", fmt.Sprintf("set%02d", i), perSet)
+	}
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		if i%2 == 0 {
+			errs[i] = s.MFA().ReplaceRecoveryCodes(t.Context(), "u1", sets[i])
+			return
+		}
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			return tx.MFA().ReplaceRecoveryCodes(t.Context(), "u1", sets[i])
+		})
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	wantRecoveryCodes(t, s, "u1", perSet)
+	// Spend every code of every set: only one set's codes all work.
+	var whole []int
+	for i, set := range sets {
+		worked := 0
+		for _, c := range set {
+			switch err := s.MFA().UseRecoveryCode(t.Context(), "u1", c.Hash, base); {
+			case err == nil:
+				worked++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Errorf("UseRecoveryCode(%s): %v", c.ID, err)
+			}
+		}
+		switch worked {
+		case perSet:
+			whole = append(whole, i)
+		case 0:
+		default:
+			t.Errorf("%d of set %d's codes work, want all or none", worked, i)
+		}
+	}
+	if len(whole) != 1 {
+		t.Errorf("sets whose codes work = %v, want exactly one", whole)
+	}
+}
+
+// testConcurrentPutPendingAndConfirmTOTP races enrolments against
+// confirmations, starting from a pending factor and from none. At most
+// one confirmation wins (exactly one when a factor was pending from the
+// start); no enrolment replaces the factor once it is confirmed, and the
+// stored factor is whole: the secret and KEK version of one enrolment.
+func testConcurrentPutPendingAndConfirmTOTP(t *testing.T, s store.Store) {
+	for _, tc := range []struct {
+		name    string
+		pending bool
+	}{
+		{"from a pending factor", true},
+		{"from none", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uid := "u-" + strings.ReplaceAll(tc.name, " ", "-")
+			mustCreateUser(t, s, newUser(uid))
+			enrolment := func(i int) *store.TOTPFactor {
+				return &store.TOTPFactor{UserID: uid, SecretSealed: tokenHash(fmt.Sprintf("secret-%02d", i)),
+					KEKVersion: i + 1, CreatedAt: base.Add(time.Duration(i) * time.Second)}
+			}
+			const initial = racers // the index of the factor stored before the race
+			if tc.pending {
+				mustPutPendingTOTP(t, s, enrolment(initial))
+			}
+			at := func(i int) time.Time { return base.Add(time.Hour + time.Duration(i)*time.Second) }
+			errs := make([]error, racers)
+			concurrently(racers, func(i int) {
+				switch i % 4 {
+				case 0: // enrol
+					errs[i] = s.MFA().PutPendingTOTP(t.Context(), enrolment(i))
+				case 1: // enrol in a transaction
+					errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+						return tx.MFA().PutPendingTOTP(t.Context(), enrolment(i))
+					})
+				case 2: // confirm
+					errs[i] = s.MFA().ConfirmTOTP(t.Context(), uid, int64(1000+i), at(i))
+				default: // confirm in a transaction
+					errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+						return tx.MFA().ConfirmTOTP(t.Context(), uid, int64(1000+i), at(i))
+					})
+				}
+			})
+			confirmer := -1
+			stored := map[int]bool{} // enrolments that succeeded
+			if tc.pending {
+				stored[initial] = true
+			}
+			for i, err := range errs {
+				enrol := i%4 < 2
+				switch {
+				case err == nil && enrol:
+					stored[i] = true
+				case err == nil && confirmer >= 0:
+					t.Errorf("confirmations %d and %d both succeeded", confirmer, i)
+				case err == nil:
+					confirmer = i
+				case errors.Is(err, store.ErrConflict):
+				case errors.Is(err, store.ErrNotFound) && !enrol && !tc.pending:
+				default:
+					t.Errorf("racer %d: %v", i, err)
+				}
+			}
+			if tc.pending && confirmer < 0 {
+				t.Fatal("no confirmation succeeded")
+			}
+			if len(stored) == 0 {
+				if _, err := s.MFA().TOTPByUser(t.Context(), uid); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("TOTPByUser with no enrolment = %v, want ErrNotFound", err)
+				}
+				return
+			}
+			got := mustTOTP(t, s, uid)
+			owner := got.KEKVersion - 1
+			if !stored[owner] {
+				t.Fatalf("stored factor has KEK version %d: not a successful enrolment's", got.KEKVersion)
+			}
+			want := wantTOTP(enrolment(owner))
+			if confirmer >= 0 {
+				want = wantConfirmedTOTP(enrolment(owner), int64(1000+confirmer), at(confirmer))
+				wantErr(t, "PutPendingTOTP after the race", s.MFA().PutPendingTOTP(t.Context(), enrolment(0)), store.ErrConflict)
+			}
+			if d := diffTOTP(want, got); d != "" {
+				t.Errorf("stored factor (-want +got):\n%s", d)
+			}
+		})
 	}
 }
 

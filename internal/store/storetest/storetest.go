@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokens", refreshTokensTests},
 		{"SigningKeys", signingKeysTests},
 		{"Verifications", verificationsTests},
+		{"MFA", mfaTests},
 		{"Audit", auditTests},
 		{"Tx", txTests},
 		{"RoundTrip", roundTripTests},

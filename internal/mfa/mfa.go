@@ -1,0 +1,540 @@
+// Package mfa owns second factors: enrolment of an authenticator app
+// (RFC 6238 TOTP through pquerna/otp; the secret sealed at rest under the
+// key-encryption key), single-use recovery codes, and the sign-in
+// challenge. When an account has a confirmed factor, a successful first
+// factor (password, magic link, e-mailed or texted code) yields a short-lived
+// single-use challenge instead of a session, and POST /v1/login/mfa turns
+// the challenge and a second factor into a session at AAL2.
+package mfa
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/gatehouse-auth/gatehouse/internal/account"
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/secrets"
+	"github.com/gatehouse-auth/gatehouse/internal/session"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
+)
+
+// TOTP parameters: the ones every authenticator app supports.
+const (
+	period = 30
+	digits = otp.DigitsSix
+	skew   = 1 // one step either side
+)
+
+// ChallengeTTL is how long a sign-in challenge waits for its second factor.
+const ChallengeTTL = 5 * time.Minute
+
+// MaxChallengeAttempts is how many second factors one challenge accepts
+// before it dies.
+const MaxChallengeAttempts = 5
+
+// RecoveryCodeCount is how many recovery codes a set holds.
+const RecoveryCodeCount = 10
+
+// ClassMFAAccount counts second-factor attempts per account, across
+// challenges.
+const ClassMFAAccount = "mfa_account"
+
+// challengePrefix marks sign-in challenges ("ghm_…").
+const challengePrefix = "ghm"
+
+// Deps are what a Service works with.
+type Deps struct {
+	DB       store.Store
+	Eph      ephemeral.Store
+	Accounts *account.Handler
+	Sessions *session.Manager
+	Throttle account.Throttler
+	// KEKs seal TOTP secrets; the last one seals new ones.
+	KEKs []secrets.KEK
+	// CodeKey keys the hashes of recovery codes.
+	CodeKey []byte
+	Product string
+	Log     *slog.Logger
+}
+
+// Service serves the second-factor endpoints.
+type Service struct{ Deps }
+
+// New returns a Service.
+func New(d Deps) *Service { return &Service{Deps: d} }
+
+// Register adds the routes to mux.
+func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
+	mux.Handle("POST /v1/login/mfa", adapt(s.complete))
+	mux.Handle("GET /v1/mfa", adapt(session.Require(s.status)))
+	mux.Handle("POST /v1/mfa/totp", adapt(session.Require(s.beginTOTP)))
+	mux.Handle("POST /v1/mfa/totp/confirm", adapt(session.Require(s.confirmTOTP)))
+	mux.Handle("DELETE /v1/mfa/totp", adapt(session.Require(s.deleteTOTP)))
+	mux.Handle("POST /v1/mfa/recovery-codes", adapt(session.Require(s.regenerate)))
+}
+
+// challenge is what the ephemeral store keeps of a sign-in waiting for its
+// second factor.
+type challenge struct {
+	UserID string   `json:"uid"`
+	AMR    []string `json:"amr"`
+	Mode   string   `json:"mode"`
+	Client string   `json:"client"`
+	// Password fingerprints the password hash the first factor was
+	// checked against: a password change meanwhile kills the challenge.
+	Password string `json:"pw"`
+}
+
+func challengeKey(secret id.Secret) string { return "mfa:" + hex.EncodeToString(secret.Hash()) }
+
+// Required reports whether the user must present a second factor.
+func (s *Service) Required(ctx context.Context, userID string) (bool, error) {
+	f, err := s.DB.MFA().TOTPByUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mfa: factor: %w", err)
+	}
+	return f.ConfirmedAt != nil, nil
+}
+
+// Challenge answers a successful first factor of u (methods amr) with a
+// second-factor challenge instead of a session: 200 {"mfa_required": true,
+// "challenge", "methods", "expires_in"}.
+func (s *Service) Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d account.Delivery) error {
+	secret := id.NewSecret(challengePrefix)
+	pw := sha256.Sum256([]byte(u.PasswordHash))
+	raw, err := json.Marshal(challenge{UserID: u.ID, AMR: amr, Mode: d.Mode, Client: d.Client, Password: hex.EncodeToString(pw[:])})
+	if err != nil {
+		return fmt.Errorf("mfa: challenge: %w", err)
+	}
+	if err := s.Eph.Set(r.Context(), challengeKey(secret), raw, ChallengeTTL); err != nil {
+		return problem.Unavailable.Wrap(fmt.Errorf("mfa: store challenge: %w", err))
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
+		"mfa_required": true,
+		"challenge":    string(secret),
+		"methods":      []string{"totp", "recovery_code"},
+		"expires_in":   int(ChallengeTTL / time.Second),
+	})
+}
+
+// complete serves POST /v1/login/mfa {challenge, code | recovery_code}.
+func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Challenge    string `json:"challenge"`
+		Code         string `json:"code"`
+		RecoveryCode string `json:"recovery_code"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Challenge == "" || (req.Code == "") == (req.RecoveryCode == "") {
+		return problem.MissingField.WithDetail("Send \"challenge\" and exactly one of \"code\" and \"recovery_code\".")
+	}
+	secret, ok := id.ParseSecret(challengePrefix, req.Challenge)
+	if !ok {
+		return problem.InvalidChallenge
+	}
+	ctx := r.Context()
+	key := challengeKey(secret)
+	raw, err := s.Eph.Get(ctx, key)
+	if errors.Is(err, ephemeral.ErrNotFound) {
+		return problem.InvalidChallenge
+	}
+	if err != nil {
+		return problem.Unavailable.Wrap(fmt.Errorf("mfa: challenge: %w", err))
+	}
+	var c challenge
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("mfa: stored challenge: %w", err)
+	}
+	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: c.UserID}); d.Wait > 0 {
+		return problem.RateLimited.WithRetryAfter(d.Wait)
+	}
+	// Counted before the check, so parallel guesses cannot exceed the
+	// limit; the attempt that passes it kills the challenge.
+	n, _, err := s.Eph.Incr(ctx, key+":n", ChallengeTTL)
+	if err != nil {
+		return problem.Unavailable.Wrap(fmt.Errorf("mfa: count attempt: %w", err))
+	}
+	if n > MaxChallengeAttempts {
+		_ = s.Eph.Delete(ctx, key)
+		return problem.InvalidChallenge
+	}
+	u, err := s.DB.Users().UserByID(ctx, c.UserID)
+	if err != nil {
+		return fmt.Errorf("mfa: user: %w", err)
+	}
+	pw := sha256.Sum256([]byte(u.PasswordHash))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(pw[:])), []byte(c.Password)) != 1 {
+		_ = s.Eph.Delete(ctx, key)
+		return problem.InvalidChallenge
+	}
+	now := s.Sessions.Now()
+	method := "totp"
+	var use func(ctx context.Context, tx store.Tx) error
+	if req.Code != "" {
+		step, err := s.checkTOTP(ctx, u.ID, req.Code, now)
+		if err != nil {
+			return s.failed(r, u.ID, method, err)
+		}
+		use = func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseTOTPStep(ctx, u.ID, step) }
+	} else {
+		method = "recovery_code"
+		hash := s.recoveryHash(u.ID, req.RecoveryCode)
+		use = func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseRecoveryCode(ctx, u.ID, hash, now) }
+	}
+	// Single use: whoever takes the challenge signs in; a concurrent
+	// request with the same challenge finds it gone.
+	if _, err := s.Eph.Take(ctx, key); err != nil {
+		return problem.InvalidChallenge
+	}
+	// RFC 8176: "otp" for the app's code; a recovery code is a look-up
+	// secret, which has no value of its own there.
+	amr := append([]string{}, c.AMR...)
+	if method == "totp" {
+		amr = append(amr, "otp")
+	}
+	amr = append(amr, "mfa")
+	st := s.Accounts.Begin(r, u.ID, amr, account.Delivery{Mode: c.Mode, Client: c.Client})
+	var superseded string
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := use(ctx, tx); err != nil {
+			return err
+		}
+		// The password the first factor proved must still be the
+		// account's, and stays so until commit.
+		if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, u.PasswordHash, now); err != nil {
+			return err
+		}
+		var err error
+		if superseded, err = account.Supersede(r, tx, now); err != nil {
+			return err
+		}
+		if err := st.Create(ctx, tx); err != nil {
+			return err
+		}
+		e := audit.With(audit.New(r, now, audit.LoginSucceeded, u.ID, st.SessionID()), "second_factor", method)
+		return tx.Audit().AppendEvent(ctx, st.Event(e))
+	})
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		// A replayed TOTP step, a used recovery code, or a password
+		// changed meanwhile. The challenge is spent.
+		return s.failed(r, u.ID, method, errWrongFactor)
+	}
+	if err != nil {
+		return fmt.Errorf("mfa: sign in: %w", err)
+	}
+	if superseded != "" {
+		s.Sessions.Revoked(ctx, superseded)
+	}
+	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: u.ID})
+	if method == "recovery_code" {
+		s.recoveryCodeUsed(r, u)
+	}
+	return st.Respond(w, http.StatusOK, u)
+}
+
+var errWrongFactor = errors.New("mfa: wrong second factor")
+
+// failed records a refused second factor and answers invalid_code.
+func (s *Service) failed(r *http.Request, userID, method string, err error) error {
+	if !errors.Is(err, errWrongFactor) {
+		return err
+	}
+	e := audit.With(audit.New(r, s.Sessions.Now(), audit.MFAFailed, userID, ""), "method", method)
+	audit.Append(r.Context(), s.DB.Audit(), s.Log, e)
+	return problem.InvalidCode
+}
+
+// checkTOTP returns the time step whose code is code, within ±skew steps of
+// now, for the user's confirmed factor. The codes are computed by
+// pquerna/otp; the step is what makes a code single use.
+func (s *Service) checkTOTP(ctx context.Context, userID, code string, now time.Time) (int64, error) {
+	f, err := s.DB.MFA().TOTPByUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, errWrongFactor
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mfa: factor: %w", err)
+	}
+	secret, err := s.open(f)
+	if err != nil {
+		return 0, err
+	}
+	return matchStep(secret, code, now)
+}
+
+// matchStep finds the step within ±skew of now whose code equals code.
+func matchStep(secret, code string, now time.Time) (int64, error) {
+	if len(code) != digits.Length() {
+		return 0, errWrongFactor
+	}
+	opts := totp.ValidateOpts{Period: period, Skew: 0, Digits: digits, Algorithm: otp.AlgorithmSHA1}
+	base := now.Unix() / period
+	for d := int64(-skew); d <= skew; d++ {
+		step := base + d
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*period, 0), opts)
+		if err != nil {
+			return 0, fmt.Errorf("mfa: totp: %w", err)
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step, nil
+		}
+	}
+	return 0, errWrongFactor
+}
+
+// aad binds a sealed TOTP secret to its user.
+func aad(userID string) []byte { return []byte("gatehouse totp\x00" + userID) }
+
+func (s *Service) open(f *store.TOTPFactor) (string, error) {
+	kek, ok := secrets.FindKEK(s.KEKs, f.KEKVersion)
+	if !ok {
+		return "", fmt.Errorf("mfa: the TOTP secret of %s is sealed with KEK version %d, which is not loaded", f.UserID, f.KEKVersion)
+	}
+	raw, err := kek.Open(f.SecretSealed, aad(f.UserID))
+	if err != nil {
+		return "", fmt.Errorf("mfa: cannot open the TOTP secret of %s: wrong KEK or altered row", f.UserID)
+	}
+	return string(raw), nil
+}
+
+// status serves GET /v1/mfa.
+func (s *Service) status(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	ctx := r.Context()
+	on, err := s.Required(ctx, p.User.ID)
+	if err != nil {
+		return err
+	}
+	left, err := s.DB.MFA().CountRecoveryCodes(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("mfa: recovery codes: %w", err)
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"totp": on, "recovery_codes_left": left})
+}
+
+// beginTOTP serves POST /v1/mfa/totp: a new secret, pending until
+// confirmed, with its otpauth:// URI and a QR code.
+func (s *Service) beginTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	if err := s.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	p, err := s.Sessions.Load(ctx, p)
+	if err != nil {
+		return err
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.Product, AccountName: p.User.Email, Period: period, Digits: digits, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return fmt.Errorf("mfa: generate: %w", err)
+	}
+	kek := s.KEKs[len(s.KEKs)-1]
+	sealed, err := kek.Seal([]byte(key.Secret()), aad(p.User.ID))
+	if err != nil {
+		return fmt.Errorf("mfa: seal: %w", err)
+	}
+	err = s.DB.MFA().PutPendingTOTP(ctx, &store.TOTPFactor{UserID: p.User.ID, SecretSealed: sealed, KEKVersion: kek.Version, CreatedAt: s.Sessions.Now()})
+	if errors.Is(err, store.ErrConflict) {
+		return problem.Conflict.WithDetail("An authenticator app is already set up. Remove it first.")
+	}
+	if err != nil {
+		return fmt.Errorf("mfa: store factor: %w", err)
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return fmt.Errorf("mfa: qr: %w", err)
+	}
+	var qr bytes.Buffer
+	if err := png.Encode(&qr, img); err != nil {
+		return fmt.Errorf("mfa: qr: %w", err)
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
+		"secret":      key.Secret(),
+		"otpauth_uri": key.URL(),
+		"qr_png":      "data:image/png;base64," + base64.StdEncoding.EncodeToString(qr.Bytes()),
+	})
+}
+
+// confirmTOTP serves POST /v1/mfa/totp/confirm {code}: the first code
+// proves the app holds the secret; the factor is on, and the recovery codes
+// are shown this once.
+func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: p.User.ID}); d.Wait > 0 {
+		return problem.RateLimited.WithRetryAfter(d.Wait)
+	}
+	f, err := s.DB.MFA().TOTPByUser(ctx, p.User.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && f.ConfirmedAt != nil) {
+		return problem.Conflict.WithDetail("No authenticator app is waiting for confirmation. Start again.")
+	}
+	if err != nil {
+		return fmt.Errorf("mfa: factor: %w", err)
+	}
+	secret, err := s.open(f)
+	if err != nil {
+		return err
+	}
+	now := s.Sessions.Now()
+	step, err := matchStep(secret, req.Code, now)
+	if err != nil {
+		return s.failed(r, p.User.ID, "totp", err)
+	}
+	codes, rows, err := s.newRecoveryCodes(p.User.ID, now)
+	if err != nil {
+		return err
+	}
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MFA().ConfirmTOTP(ctx, p.User.ID, step, now); err != nil {
+			return err
+		}
+		if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, rows); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.MFAEnabled, p.User.ID, p.Session.ID))
+	})
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return problem.Conflict.WithDetail("The authenticator app changed meanwhile. Start again.")
+	}
+	if err != nil {
+		return fmt.Errorf("mfa: confirm: %w", err)
+	}
+	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: p.User.ID})
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+}
+
+// deleteTOTP serves DELETE /v1/mfa/totp (recent sign-in required): the
+// factor and its recovery codes go.
+func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	if err := s.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	now := s.Sessions.Now()
+	err := s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MFA().DeleteTOTP(ctx, p.User.ID); err != nil {
+			return err
+		}
+		if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, nil); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.MFADisabled, p.User.ID, p.Session.ID))
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.NotFound.WithDetail("No authenticator app is set up.")
+	}
+	if err != nil {
+		return fmt.Errorf("mfa: delete: %w", err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// regenerate serves POST /v1/mfa/recovery-codes (recent sign-in required):
+// a new set; the old one stops working.
+func (s *Service) regenerate(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
+	if err := s.Sessions.RequireFresh(p); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	on, err := s.Required(ctx, p.User.ID)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return problem.Conflict.WithDetail("Recovery codes need an authenticator app set up first.")
+	}
+	now := s.Sessions.Now()
+	codes, rows, err := s.newRecoveryCodes(p.User.ID, now)
+	if err != nil {
+		return err
+	}
+	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, rows); err != nil {
+			return err
+		}
+		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.RecoveryCodesRegenerated, p.User.ID, p.Session.ID))
+	})
+	if err != nil {
+		return fmt.Errorf("mfa: regenerate: %w", err)
+	}
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+}
+
+// recoveryAlphabet is lower-case base32 without padding: no 0/1/8/9, so
+// codes read back without O/0 or l/1 confusion.
+var recoveryAlphabet = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newRecoveryCodes returns a fresh set: 10 codes of 80 random bits shown as
+// xxxx-xxxx-xxxx-xxxx, and their rows (keyed hashes only).
+func (s *Service) newRecoveryCodes(userID string, now time.Time) ([]string, []*store.RecoveryCode, error) {
+	codes := make([]string, RecoveryCodeCount)
+	rows := make([]*store.RecoveryCode, RecoveryCodeCount)
+	for i := range codes {
+		var b [10]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, nil, fmt.Errorf("mfa: recovery code: %w", err)
+		}
+		c := recoveryAlphabet.EncodeToString(b[:])
+		codes[i] = c[0:4] + "-" + c[4:8] + "-" + c[8:12] + "-" + c[12:16]
+		rows[i] = &store.RecoveryCode{ID: id.New("rc"), UserID: userID, Hash: s.recoveryHash(userID, codes[i]), CreatedAt: now}
+	}
+	return codes, rows, nil
+}
+
+// recoveryHash is the keyed hash of a recovery code as typed: case, spaces
+// and dashes do not matter.
+func (s *Service) recoveryHash(userID, code string) []byte {
+	norm := strings.Map(func(r rune) rune {
+		switch {
+		case r == '-' || r == ' ':
+			return -1
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return r
+	}, code)
+	m := hmac.New(sha256.New, s.CodeKey)
+	m.Write([]byte(userID))
+	m.Write([]byte{0})
+	m.Write([]byte(norm))
+	return m.Sum(nil)
+}
+
+// recoveryCodeUsed records and announces the use of a recovery code.
+func (s *Service) recoveryCodeUsed(r *http.Request, u *store.User) {
+	if s.Accounts.Notify != nil {
+		s.Accounts.Notify.RecoveryCodeUsed(r, u)
+	}
+}
