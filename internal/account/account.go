@@ -414,7 +414,13 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	)
 	if p.Bearer {
 		except = ""
-		st = h.Begin(r, u.ID, []string{"pwd"}, d)
+		// The replacement keeps the methods (and so the assurance) of
+		// the session it replaces.
+		amr := p.Session.AMR
+		if len(amr) == 0 {
+			amr = []string{"pwd"}
+		}
+		st = h.Begin(r, u.ID, amr, d)
 	} else {
 		secret = id.NewSecret(session.TokenPrefix)
 	}

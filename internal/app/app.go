@@ -259,7 +259,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	accounts.Notify = verifications
 	factors := mfa.New(mfa.Deps{
 		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Throttle: thr, KEKs: keks,
-		CodeKey: hkdfKey(peppers[len(peppers)-1].Key, "gatehouse recovery codes v1"),
+		// The oldest pepper: recovery codes live until regenerated, and
+		// adding a pepper version must not void them.
+		CodeKey: hkdfKey(peppers[0].Key, "gatehouse recovery codes v1"),
 		Product: cfg.ProductName, Log: log,
 	})
 	accounts.MFA = factors

@@ -23,6 +23,7 @@ import (
 	"image/png"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +107,8 @@ type challenge struct {
 	// Password fingerprints the password hash the first factor was
 	// checked against: a password change meanwhile kills the challenge.
 	Password string `json:"pw"`
+	// Expires is checked here too, not only by the store's TTL.
+	Expires time.Time `json:"exp"`
 }
 
 func challengeKey(secret id.Secret) string { return "mfa:" + hex.EncodeToString(secret.Hash()) }
@@ -128,7 +131,7 @@ func (s *Service) Required(ctx context.Context, userID string) (bool, error) {
 func (s *Service) Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d account.Delivery) error {
 	secret := id.NewSecret(challengePrefix)
 	pw := sha256.Sum256([]byte(u.PasswordHash))
-	raw, err := json.Marshal(challenge{UserID: u.ID, AMR: amr, Mode: d.Mode, Client: d.Client, Password: hex.EncodeToString(pw[:])})
+	raw, err := json.Marshal(challenge{UserID: u.ID, AMR: amr, Mode: d.Mode, Client: d.Client, Password: hex.EncodeToString(pw[:]), Expires: s.Sessions.Now().Add(ChallengeTTL)})
 	if err != nil {
 		return fmt.Errorf("mfa: challenge: %w", err)
 	}
@@ -173,6 +176,9 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return fmt.Errorf("mfa: stored challenge: %w", err)
 	}
+	if !s.Sessions.Now().Before(c.Expires) {
+		return problem.InvalidChallenge
+	}
 	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: c.UserID}); d.Wait > 0 {
 		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
@@ -183,7 +189,8 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 		return problem.Unavailable.Wrap(fmt.Errorf("mfa: count attempt: %w", err))
 	}
 	if n > MaxChallengeAttempts {
-		_ = s.Eph.Delete(ctx, key)
+		// Refused, but not deleted: an attempt within the limit may be
+		// completing right now. The challenge expires with its TTL.
 		return problem.InvalidChallenge
 	}
 	u, err := s.DB.Users().UserByID(ctx, c.UserID)
@@ -214,10 +221,21 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Eph.Take(ctx, key); err != nil {
 		return problem.InvalidChallenge
 	}
+	// A recovery code is checked in the transaction; a mistyped one must
+	// not spend the challenge (and the first factor with it), so it is
+	// put back for its remaining time. The attempt counter still bounds
+	// the guesses.
+	putBack := func() {
+		if left := c.Expires.Sub(s.Sessions.Now()); left > 0 && method == "recovery_code" {
+			if err := s.Eph.Set(ctx, key, raw, left); err != nil {
+				s.Log.WarnContext(ctx, "mfa: challenge not restored after a wrong recovery code", slog.Any("error", err))
+			}
+		}
+	}
 	// RFC 8176: "otp" for the app's code; a recovery code is a look-up
 	// secret, which has no value of its own there.
 	amr := append([]string{}, c.AMR...)
-	if method == "totp" {
+	if method == "totp" && !slices.Contains(amr, "otp") {
 		amr = append(amr, "otp")
 	}
 	amr = append(amr, "mfa")
@@ -243,8 +261,9 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 		return tx.Audit().AppendEvent(ctx, st.Event(e))
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		// A replayed TOTP step, a used recovery code, or a password
-		// changed meanwhile. The challenge is spent.
+		// A replayed TOTP step, a wrong or used recovery code, or a
+		// password changed meanwhile.
+		putBack()
 		return s.failed(r, u.ID, method, errWrongFactor)
 	}
 	if err != nil {

@@ -133,3 +133,23 @@ func TestTombstonesAreSwept(t *testing.T) {
 		t.Fatal("a disabled cache records tombstones")
 	}
 }
+
+func TestAALOf(t *testing.T) {
+	for _, tc := range []struct {
+		amr  []string
+		want int
+	}{
+		{[]string{"pwd"}, 1},
+		{[]string{"pwd", "otp", "mfa"}, 2},
+		{[]string{"pwd", "mfa"}, 2},               // password + recovery code
+		{[]string{"otp", "sms", "otp", "mfa"}, 2}, // texted code + app code
+		{[]string{"email", "otp", "mfa"}, 1},      // a mailbox is no AAL2 authenticator
+		{[]string{"otp", "email", "mfa"}, 1},
+		{[]string{"email"}, 1},
+		{nil, 1},
+	} {
+		if got := AALOf(tc.amr); got != tc.want {
+			t.Errorf("AALOf(%v) = %d, want %d", tc.amr, got, tc.want)
+		}
+	}
+}

@@ -225,9 +225,13 @@ func (m *Manager) New(r *http.Request, userID string, amr []string) (*store.Sess
 }
 
 // AALOf is the authenticator assurance level of a sign-in by the methods
-// amr: 2 when it took more than one factor ("mfa", RFC 8176), else 1.
+// amr (RFC 8176 values): 2 when it took a second factor ("mfa") on top of
+// a first factor NIST SP 800-63B accepts at AAL2 — a password ("pwd") or a
+// texted code ("sms", a restricted authenticator). A mailbox ("email") is
+// no authenticator there, so a link or e-mailed code plus an app code is
+// still AAL1.
 func AALOf(amr []string) int {
-	if slices.Contains(amr, "mfa") {
+	if slices.Contains(amr, "mfa") && (slices.Contains(amr, "pwd") || slices.Contains(amr, "sms")) {
 		return 2
 	}
 	return 1

@@ -82,6 +82,9 @@
       return post("/v1/magic-link/verify", { token: token }).then(function (res) {
         if (!res.ok) { return show(problemText(res), false); }
         form.hidden = true;
+        if (res.data.mfa_required) {
+          return secondFactor(res.data.challenge);
+        }
         show("You are signed in as " + res.data.user.email + ".", true);
       });
     },
@@ -93,6 +96,28 @@
       });
     }
   };
+
+  // secondFactor asks for the app's code (or a recovery code) when the
+  // account has a second factor, and completes the sign-in with it.
+  function secondFactor(challenge) {
+    var mfa = document.getElementById("mfa");
+    var button = document.getElementById("mfa-submit");
+    mfa.hidden = false;
+    show("This account has a second factor.", true);
+    mfa.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var value = document.getElementById("code").value.trim();
+      var body = /^[0-9]{6}$/.test(value) ? { challenge: challenge, code: value } : { challenge: challenge, recovery_code: value };
+      button.disabled = true;
+      post("/v1/login/mfa", body).then(function (res) {
+        if (!res.ok) { return show(problemText(res), false); }
+        mfa.hidden = true;
+        show("You are signed in as " + res.data.user.email + ".", true);
+      }).catch(function () {
+        show("The server could not be reached. Try again.", false);
+      }).then(function () { button.disabled = false; });
+    });
+  }
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
