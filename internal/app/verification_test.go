@@ -739,6 +739,13 @@ func vfQuantiles(ds []time.Duration) (p25, median, p75 time.Duration) {
 
 // The request path does the same work whether or not the address has an
 // account: the lookup happens in the background. Sequential, SQLite only.
+//
+// The durations compared are the server's own (the access log's, from the
+// request's arrival to the handler's return): the client here shares the
+// process and its two CPUs with the server, so on a loaded machine the
+// background job of a real account, which starts once the answer is
+// flushed, slows the in-process client's read — a remote client would
+// already have its answer. The client-side figures are logged too.
 func TestRecoveryTimingOverlaps(t *testing.T) {
 	h := newHarness(t, "sqlite", func(c *config.Config) {
 		c.MessagesPerAddress = 1000
@@ -752,7 +759,8 @@ func TestRecoveryTimingOverlaps(t *testing.T) {
 	for range 4 { // the sign-up's verification and the warm-up's resets
 		h.nextMail(known)
 	}
-	var dk, du []time.Duration
+	var ck, cu []time.Duration
+	ids := map[string]bool{} // request id → known address
 	for i := range 60 {
 		addr := known
 		if i%2 == 1 {
@@ -762,26 +770,44 @@ func TestRecoveryTimingOverlaps(t *testing.T) {
 		r := vfPost(h, "/v1/recovery", map[string]string{"email": addr})
 		d := time.Since(start)
 		vfAccepted(t, r)
+		ids[r.header.Get("X-Request-Id")] = addr == known
 		if addr == known {
-			dk = append(dk, d)
-		} else {
-			du = append(du, d)
-		}
-		// Let the background job (lookup, insert, SMTP) finish, so it does
-		// not land on the next request's clock: the property is about the
-		// request path, which must not depend on the account.
-		if addr == known {
+			ck = append(ck, d)
+			// Let the background job finish before the next request.
 			h.nextMail(known)
+		} else {
+			cu = append(cu, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	var dk, du []time.Duration
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		var e struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+			Duration  int64  `json:"duration"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Msg != "request" {
+			continue
+		}
+		isKnown, ok := ids[e.RequestID]
+		switch {
+		case !ok:
+		case isKnown:
+			dk = append(dk, time.Duration(e.Duration))
+		default:
+			du = append(du, time.Duration(e.Duration))
+		}
+	}
+	if len(dk) != 30 || len(du) != 30 {
+		t.Fatalf("found %d and %d access-log durations, want 30 each", len(dk), len(du))
+	}
+	_, cmk, _ := vfQuantiles(ck)
+	_, cmu, _ := vfQuantiles(cu)
 	lk, mk, hk := vfQuantiles(dk)
 	lu, mu, hu := vfQuantiles(du)
-	t.Logf("existing: quartiles %v %v %v; unknown: %v %v %v; ratio of medians %.2f", lk, mk, hk, lu, mu, hu, float64(mk)/float64(mu))
-	// Their middle halves overlap. A tighter bound would fail on a loaded
-	// machine (other packages' tests run meanwhile, and the previous
-	// request's background work and garbage land on the next one); the
-	// ratio of medians on a quiet machine is the reported figure.
+	t.Logf("server side: existing quartiles %v %v %v; unknown %v %v %v; ratio of medians %.2f", lk, mk, hk, lu, mu, hu, float64(mk)/float64(mu))
+	t.Logf("client side (in-process): medians %v and %v, ratio %.2f", cmk, cmu, float64(cmk)/float64(cmu))
 	if lk >= hu || lu >= hk {
 		t.Errorf("latency distributions do not overlap: existing quartiles %v–%v, unknown %v–%v", lk, hk, lu, hu)
 	}
