@@ -808,8 +808,12 @@ func TestRecoveryTimingOverlaps(t *testing.T) {
 	lu, mu, hu := vfQuantiles(du)
 	t.Logf("server side: existing quartiles %v %v %v; unknown %v %v %v; ratio of medians %.2f", lk, mk, hk, lu, mu, hu, float64(mk)/float64(mu))
 	t.Logf("client side (in-process): medians %v and %v, ratio %.2f", cmk, cmu, float64(cmk)/float64(cmu))
-	if lk >= hu || lu >= hk {
-		t.Errorf("latency distributions do not overlap: existing quartiles %v–%v, unknown %v–%v", lk, hk, lu, hu)
+	// Within a factor of two either way. The request path is ~0.2 ms here;
+	// account-dependent work on it (a lookup, an insert, a send) costs
+	// milliseconds, which this catches, while the order of the requests
+	// alone shifts the medians by up to a third on a busy machine.
+	if ratio := float64(mk) / float64(mu); ratio < 0.5 || ratio > 2 {
+		t.Errorf("the request path depends on the account: median %v for an existing address, %v for an unknown one (quartiles %v–%v and %v–%v)", mk, mu, lk, hk, lu, hu)
 	}
 }
 
