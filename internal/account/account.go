@@ -89,6 +89,9 @@ type Notifier interface {
 	PasswordChanged(r *http.Request, u *store.User)
 	// RecoveryCodeUsed tells u one of its recovery codes was used.
 	RecoveryCodeUsed(r *http.Request, u *store.User)
+	// SecondFactorChanged tells u what changed in its second factors
+	// (a sentence: "An authenticator app was turned on").
+	SecondFactorChanged(r *http.Request, userID, change string)
 }
 
 // SecondFactor is the second-factor step of sign-in (mfa.Service).
@@ -97,6 +100,10 @@ type SecondFactor interface {
 	Required(ctx context.Context, userID string) (bool, error)
 	// Challenge answers a successful first factor with a challenge.
 	Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d Delivery) error
+	// StepUp checks an authenticator-app code of a signed-in user for
+	// step-up; the returned use records it (single use) inside the
+	// caller's transaction. A wrong code is 401 invalid_code.
+	StepUp(r *http.Request, userID, code string) (use func(ctx context.Context, tx store.Tx) error, err error)
 }
 
 // ChangingPurposes are the verifications a password change or reset
@@ -472,12 +479,14 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
 	var req struct {
 		Password string `json:"password"`
+		// Code is an authenticator-app code, the other way to step up.
+		Code string `json:"code"`
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.Password == "" {
-		return problem.MissingField.WithDetail("Field \"password\" is required.").With("field", "password")
+	if (req.Password == "") == (req.Code == "") {
+		return problem.MissingField.WithDetail("Send exactly one of \"password\" and \"code\".").With("field", "password")
 	}
 	ctx := r.Context()
 	// A bearer token can outlive its session's idle or absolute expiry by
@@ -490,21 +499,38 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	if err != nil {
 		return fmt.Errorf("account: reauthenticate: %w", err)
 	}
-	newHash, err := h.verifyStepUp(r, u, req.Password, p.Session.ID)
-	if err != nil {
-		return err
+	// prove records the proof inside the transaction: the password (still
+	// the account's, rehashed if due) or the app code's step (single use).
+	var prove func(ctx context.Context, tx store.Tx) error
+	method := "pwd"
+	if req.Code != "" {
+		method = "totp"
+		if prove, err = h.MFA.StepUp(r, u.ID, req.Code); err != nil {
+			return err
+		}
+	} else {
+		newHash, err := h.verifyStepUp(r, u, req.Password, p.Session.ID)
+		if err != nil {
+			return err
+		}
+		prove = func(ctx context.Context, tx store.Tx) error {
+			return h.confirmPassword(ctx, tx, r, u, newHash, h.Sessions.Now())
+		}
 	}
 	now := h.Sessions.Now()
 	secret := id.NewSecret(session.TokenPrefix)
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
-		if err := h.confirmPassword(ctx, tx, r, u, newHash, now); err != nil {
+		if err := prove(ctx, tx); err != nil {
 			return err
 		}
 		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID))
+		return tx.Audit().AppendEvent(ctx, audit.With(audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID), "method", method))
 	})
+	if errors.Is(err, store.ErrConflict) && method == "totp" {
+		return problem.InvalidCode // the step was used meanwhile
+	}
 	if errors.Is(err, errPasswordChanged) {
 		return problem.IncorrectPassword
 	}

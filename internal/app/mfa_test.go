@@ -865,3 +865,54 @@ func TestAttackMFAChallengeConcurrentCompletion(t *testing.T) {
 		}
 	})
 }
+
+// TestMFAStepUpWithAppCode: POST /v1/reauthenticate takes an app code as
+// well as the password; the code's step serves once, and an account
+// without an app has no code that works.
+func TestMFAStepUpWithAppCode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const email = "stepup@example.com"
+		owner := h.newUser(email)
+		secret, _ := mfEnrol(t, h, owner)
+		h.clock.Advance(11 * time.Minute) // past --reauth-max-age
+		siProblem(t, owner.do("POST", "/v1/mfa/recovery-codes", nil), http.StatusForbidden, "reauthentication_required")
+
+		siProblem(t, owner.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword, "code": "123456"}), http.StatusBadRequest, "missing_field")
+		siProblem(t, owner.do("POST", "/v1/reauthenticate", map[string]string{"code": mfWrong(t, h, secret, 0)}), http.StatusUnauthorized, "invalid_code")
+		code := mfNextCode(t, h, secret)
+		r := owner.do("POST", "/v1/reauthenticate", map[string]string{"code": code})
+		mustStatus(t, r, http.StatusOK)
+		mustStatus(t, owner.do("POST", "/v1/mfa/recovery-codes", nil), http.StatusOK)
+
+		// The same step again: refused, even for another session.
+		other := mfSignIn(t, h, email, goodPassword, secret)
+		h.clock.Advance(11 * time.Minute)
+		siProblem(t, other.do("POST", "/v1/reauthenticate", map[string]string{"code": mfCode(t, secret, h.clock.Now().Add(-11*time.Minute))}), http.StatusUnauthorized, "invalid_code")
+
+		// No app, no code.
+		plain := h.newUser("plain@example.com")
+		siProblem(t, plain.do("POST", "/v1/reauthenticate", map[string]string{"code": "123456"}), http.StatusUnauthorized, "invalid_code")
+	})
+}
+
+// TestMFAChangesAreAnnounced: turning the app on or off and making new
+// recovery codes each e-mail the account's address.
+func TestMFAChangesAreAnnounced(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	const email = "told@example.com"
+	c := h.newUser(email)
+	h.nextMail(email) // the sign-up's verification
+	mfEnrol(t, h, c)
+	if m := h.nextMail(email); !strings.Contains(m.Subject, "Two-step sign-in changed") || !strings.Contains(m.Text, "turned on") {
+		t.Fatalf("after enrolment: %q\n%s", m.Subject, m.Text)
+	}
+	mustStatus(t, c.do("POST", "/v1/mfa/recovery-codes", nil), http.StatusOK)
+	if m := h.nextMail(email); !strings.Contains(m.Text, "New recovery codes") {
+		t.Fatalf("after regeneration: %q\n%s", m.Subject, m.Text)
+	}
+	mustStatus(t, c.do("DELETE", "/v1/mfa/totp", nil), http.StatusNoContent)
+	if m := h.nextMail(email); !strings.Contains(m.Text, "turned off") {
+		t.Fatalf("after removal: %q\n%s", m.Subject, m.Text)
+	}
+}

@@ -24,6 +24,7 @@ const (
 	KindEmailChanged     = "email_changed"      // notice to the OLD address: your address was changed to NewEmail; Link undoes it (ExpiresIn)
 	KindPhoneAdded       = "phone_added"        // notice: Phone can now receive sign-in codes; if it was not you, reset the password at Link
 	KindRecoveryCodeUsed = "recovery_code_used" // notice: a recovery code signed in (IP, Device, At); if it was not you, reset at Link
+	KindMFAChanged       = "mfa_changed"        // notice: Change (an app turned on or off, new recovery codes); if it was not you, reset at Link
 	KindAccountExists    = "account_exists"     // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
 )
 
@@ -31,7 +32,7 @@ const (
 // templates/<kind>.html.
 var kinds = []string{
 	KindVerifyEmail, KindRecovery, KindPasswordChanged, KindMagicLink,
-	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded, KindRecoveryCodeUsed,
+	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded, KindRecoveryCodeUsed, KindMFAChanged,
 }
 
 // Data fills a template. Every field may be empty; the templates leave out
@@ -43,6 +44,7 @@ type Data struct {
 	ExpiresIn time.Duration // of the link or code, rendered as "15 minutes", "24 hours"
 	NewEmail  string
 	Phone     string // E.164
+	Change    string // what changed, a sentence without its full stop (KindMFAChanged)
 	IP        string
 	Device    string // e.g. "Firefox on Linux"
 	At        time.Time

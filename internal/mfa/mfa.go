@@ -281,6 +281,22 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 
 var errWrongFactor = errors.New("mfa: wrong second factor")
 
+// StepUp implements account.SecondFactor: an app code instead of the
+// password at POST /v1/reauthenticate. Throttled per account like the
+// sign-in challenge; the code's step is recorded by use, so it serves once.
+func (s *Service) StepUp(r *http.Request, userID, code string) (func(ctx context.Context, tx store.Tx) error, error) {
+	ctx := r.Context()
+	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: userID}); d.Wait > 0 {
+		return nil, problem.RateLimited.WithRetryAfter(d.Wait)
+	}
+	step, err := s.checkTOTP(ctx, userID, code, s.Sessions.Now())
+	if err != nil {
+		return nil, s.failed(r, userID, "totp", err)
+	}
+	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: userID})
+	return func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseTOTPStep(ctx, userID, step) }, nil
+}
+
 // failed records a refused second factor and answers invalid_code.
 func (s *Service) failed(r *http.Request, userID, method string, err error) error {
 	if !errors.Is(err, errWrongFactor) {
@@ -450,7 +466,15 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request, p *session
 		return fmt.Errorf("mfa: confirm: %w", err)
 	}
 	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: p.User.ID})
+	s.changed(r, p.User.ID, "An authenticator app was turned on for two-step sign-in")
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+}
+
+// changed announces a change of second factors at the account's address.
+func (s *Service) changed(r *http.Request, userID, change string) {
+	if s.Accounts.Notify != nil {
+		s.Accounts.Notify.SecondFactorChanged(r, userID, change)
+	}
 }
 
 // deleteTOTP serves DELETE /v1/mfa/totp (recent sign-in required): the
@@ -476,6 +500,7 @@ func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.
 	if err != nil {
 		return fmt.Errorf("mfa: delete: %w", err)
 	}
+	s.changed(r, p.User.ID, "The authenticator app was removed and two-step sign-in turned off")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -508,6 +533,7 @@ func (s *Service) regenerate(w http.ResponseWriter, r *http.Request, p *session.
 	if err != nil {
 		return fmt.Errorf("mfa: regenerate: %w", err)
 	}
+	s.changed(r, p.User.ID, "New recovery codes were made; the previous ones no longer work")
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 }
 

@@ -79,6 +79,20 @@ func (s *Service) RecoveryCodeUsed(r *http.Request, u *store.User) {
 	})
 }
 
+// SecondFactorChanged tells the user what changed in its second factors.
+func (s *Service) SecondFactorChanged(r *http.Request, userID, change string) {
+	o := originOf(r)
+	s.background("second factor changed", func(ctx context.Context) error {
+		u, err := s.DB.Users().UserByID(ctx, userID)
+		if err != nil {
+			return err
+		}
+		return s.notice(ctx, o, mail.KindMFAChanged, u.ID, u.Email, mail.Data{
+			Change: change, Link: s.page("recovery"), IP: o.ip, Device: session.DeviceLabel(o.userAgent), At: s.Sessions.Now(),
+		})
+	})
+}
+
 // page is the absolute URL of a hosted page.
 func (s *Service) page(name string) string { return s.cfg.BaseURL + "/ui/" + name }
 
