@@ -6,6 +6,7 @@ package account
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,11 +101,24 @@ type SecondFactor interface {
 	Required(ctx context.Context, userID string) (bool, error)
 	// Challenge answers a successful first factor with a challenge.
 	Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d Delivery) error
-	// StepUp checks an authenticator-app code of a signed-in user for
-	// step-up; the returned use records it (single use) inside the
-	// caller's transaction. A wrong code is 401 invalid_code.
-	StepUp(r *http.Request, userID, code string) (use func(ctx context.Context, tx store.Tx) error, err error)
+	// StepUp checks a second factor of a signed-in user for step-up (an
+	// app code or a WebAuthn assertion) and returns its methods (RFC 8176
+	// amr values); the returned use records it (single use) inside the
+	// caller's transaction. A wrong factor is a 401 problem.
+	StepUp(r *http.Request, userID string, proof StepUpProof) (amr []string, use func(ctx context.Context, tx store.Tx) error, err error)
 }
+
+// StepUpProof is a second factor offered at POST /v1/reauthenticate: an
+// authenticator-app code, or a WebAuthn assertion for a ceremony begun at
+// POST /v1/webauthn/login/begin.
+type StepUpProof struct {
+	Code       string          `json:"code"`
+	Ceremony   string          `json:"ceremony"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// empty reports whether no second factor was offered.
+func (p StepUpProof) empty() bool { return p.Code == "" && p.Ceremony == "" && len(p.Credential) == 0 }
 
 // ChangingPurposes are the verifications a password change or reset
 // retires: reset links, and confirmations of a new e-mail address (which
@@ -448,7 +462,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 				return err
 			}
 			current = st.SessionID()
-		} else if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
+		} else if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now, p.Session.AAL, p.Session.AMR); err != nil {
 			return err
 		}
 		e := audit.New(r, now, audit.PasswordChanged, u.ID, current)
@@ -479,14 +493,14 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
 	var req struct {
 		Password string `json:"password"`
-		// Code is an authenticator-app code, the other way to step up.
-		Code string `json:"code"`
+		// The other ways to step up: an app code or a passkey.
+		StepUpProof
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if (req.Password == "") == (req.Code == "") {
-		return problem.MissingField.WithDetail("Send exactly one of \"password\" and \"code\".").With("field", "password")
+	if (req.Password == "") == req.StepUpProof.empty() {
+		return problem.MissingField.WithDetail("Send exactly one of \"password\", \"code\" and \"credential\".").With("field", "password")
 	}
 	ctx := r.Context()
 	// A bearer token can outlive its session's idle or absolute expiry by
@@ -500,12 +514,12 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 		return fmt.Errorf("account: reauthenticate: %w", err)
 	}
 	// prove records the proof inside the transaction: the password (still
-	// the account's, rehashed if due) or the app code's step (single use).
+	// the account's, rehashed if due), the app code's step (single use) or
+	// the key's signature counter.
 	var prove func(ctx context.Context, tx store.Tx) error
-	method := "pwd"
-	if req.Code != "" {
-		method = "totp"
-		if prove, err = h.MFA.StepUp(r, u.ID, req.Code); err != nil {
+	proved := []string{"pwd"}
+	if req.Password == "" {
+		if proved, prove, err = h.MFA.StepUp(r, u.ID, req.StepUpProof); err != nil {
 			return err
 		}
 	} else {
@@ -517,19 +531,24 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 			return h.confirmPassword(ctx, tx, r, u, newHash, h.Sessions.Now())
 		}
 	}
+	// The proof adds its methods to the session's: a password session
+	// stepped up with an app code or a key reaches AAL2.
+	amr := session.StepUpAMR(p.Session.AMR, proved)
+	aal := max(p.Session.AAL, session.AALOf(amr))
 	now := h.Sessions.Now()
 	secret := id.NewSecret(session.TokenPrefix)
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := prove(ctx, tx); err != nil {
 			return err
 		}
-		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now); err != nil {
+		if err := tx.Sessions().RotateSessionToken(ctx, p.Session.ID, secret.Hash(), now, aal, amr); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, audit.With(audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID), "method", method))
+		e := audit.With(audit.New(r, now, audit.Reauthenticated, u.ID, p.Session.ID), "method", strings.Join(proved, " "))
+		return tx.Audit().AppendEvent(ctx, audit.With(e, "aal", strconv.Itoa(aal)))
 	})
-	if errors.Is(err, store.ErrConflict) && method == "totp" {
-		return problem.InvalidCode // the step was used meanwhile
+	if errors.Is(err, store.ErrConflict) && req.Password == "" {
+		return problem.InvalidCode // the step or the key's counter was used meanwhile
 	}
 	if errors.Is(err, errPasswordChanged) {
 		return problem.IncorrectPassword
@@ -540,11 +559,11 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	if err != nil {
 		return fmt.Errorf("account: reauthenticate: %w", err)
 	}
+	s := p.Session
+	s.AuthTime, s.AAL, s.AMR = now, aal, amr
 	if p.Bearer {
-		// The token's session has no cookie; the fresh auth_time travels
-		// in a new access token.
-		s := p.Session
-		s.AuthTime = now
+		// The token's session has no cookie; the fresh auth_time and
+		// assurance travel in a new access token.
 		at, ttl, err := h.Tokens.Mint(&s)
 		if err != nil {
 			return err
@@ -552,8 +571,6 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 		return httpx.WriteJSON(w, http.StatusOK, map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int64(ttl / time.Second)})
 	}
 	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies keyed by the old secret
-	s := p.Session
-	s.AuthTime = now
 	h.Sessions.SetCookie(w, secret, s.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
 	"github.com/gatehouse-auth/gatehouse/internal/mfa"
 	"github.com/gatehouse-auth/gatehouse/internal/outbox"
+	"github.com/gatehouse-auth/gatehouse/internal/passkey"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/revocation"
@@ -257,14 +258,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Log:     log,
 	})
 	accounts.Notify = verifications
+	rpID, origins := cfg.WebAuthn()
+	keys, err := passkey.New(passkey.Config{RPID: rpID, RPName: cfg.ProductName, Origins: origins}, passkey.Deps{
+		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	factors := mfa.New(mfa.Deps{
 		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Throttle: thr, KEKs: keks,
 		// The oldest pepper: recovery codes live until regenerated, and
 		// adding a pepper version must not void them.
 		CodeKey: hkdfKey(peppers[0].Key, "gatehouse recovery codes v1"),
+		Keys:    keys,
 		Product: cfg.ProductName, Log: log,
 	})
 	accounts.MFA = factors
+	keys.Factors = factors
 	go s.purgeVerifications(runCtx)
 	pages, err := ui.New(cfg.ProductName)
 	if err != nil {
@@ -276,6 +286,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	accounts.Register(mux, adapt)
 	verifications.Register(mux, adapt)
 	factors.Register(mux, adapt)
+	keys.Register(mux, adapt)
 	pages.Register(mux)
 	s.Sessions.Register(mux, adapt)
 	tokens.Register(mux, adapt)

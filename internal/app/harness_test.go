@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +65,10 @@ type harness struct {
 // when their test URLs are unset).
 var backends = []string{"sqlite", "postgres+redis"}
 
+// localhostURL as the configured public URL asks startHarness for
+// http://localhost:<the listener's port>.
+const localhostURL = "http://localhost"
+
 // newHarness starts a real server (real store, real hashing) on a loopback
 // listener. mutate adjusts the configuration first.
 func newHarness(t testing.TB, backend string, mutate func(*config.Config)) *harness {
@@ -87,8 +93,13 @@ func startHarness(t testing.TB, cfg config.Config) *harness {
 	// The listener exists before the server is built, so the public URL
 	// (the tokens' issuer) is the real address.
 	ts := httptest.NewUnstartedServer(nil)
-	if cfg.PublicURL == "" {
+	switch cfg.PublicURL {
+	case "":
 		cfg.PublicURL = "http://" + ts.Listener.Addr().String()
+	case localhostURL:
+		// The same listener named by host name: WebAuthn needs a domain
+		// as its relying party id, and pages must be opened there.
+		cfg.PublicURL = "http://localhost:" + strconv.Itoa(ts.Listener.Addr().(*net.TCPAddr).Port)
 	}
 	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, read: map[string]int{}}
 	if cfg.SMTPURL == "" {

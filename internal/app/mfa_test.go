@@ -912,7 +912,7 @@ func TestMFAChangesAreAnnounced(t *testing.T) {
 		t.Fatalf("after regeneration: %q\n%s", m.Subject, m.Text)
 	}
 	mustStatus(t, c.do("DELETE", "/v1/mfa/totp", nil), http.StatusNoContent)
-	if m := h.nextMail(email); !strings.Contains(m.Text, "turned off") {
+	if m := h.nextMail(email); !strings.Contains(m.Text, "authenticator app was removed") {
 		t.Fatalf("after removal: %q\n%s", m.Subject, m.Text)
 	}
 }

@@ -62,6 +62,15 @@ const (
 	MFAEnabled               = "mfa.totp_enabled"
 	MFADisabled              = "mfa.totp_disabled"
 	RecoveryCodesRegenerated = "mfa.recovery_codes_regenerated"
+	// WebAuthnRegistered: a passkey or security key was added (details:
+	// credential, type).
+	WebAuthnRegistered = "webauthn.registered"
+	WebAuthnRenamed    = "webauthn.renamed"
+	WebAuthnRemoved    = "webauthn.removed"
+	// WebAuthnFailed: a registration or assertion was refused (details:
+	// ceremony, reason, credential when known). A signature counter that
+	// went backwards is reason "sign_count" (a cloned authenticator).
+	WebAuthnFailed = "webauthn.failed"
 )
 
 // New builds an event of type typ from the request: time, client IP and

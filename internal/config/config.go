@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,6 +31,12 @@ type Config struct {
 	// TrustedOrigins may make cross-origin state-changing requests
 	// (e.g. a front-end on another origin), comma-separated.
 	TrustedOrigins []string
+	// WebAuthnRPID is the WebAuthn relying party id, a domain ("" = the
+	// public URL's host; "localhost" for a loopback IP).
+	WebAuthnRPID string
+	// WebAuthnOrigins are the origins allowed to run WebAuthn ceremonies
+	// ("" = the public URL's origin).
+	WebAuthnOrigins []string
 
 	SessionIdleTimeout time.Duration
 	SessionLifetime    time.Duration
@@ -211,6 +218,8 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL of this server (default http://<addr>)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "plain-http localhost development: session cookies drop Secure and the __Host- prefix")
 	fs.Var(commaList{&c.TrustedOrigins}, "trusted-origins", "comma-separated origins allowed to make cross-origin state-changing requests")
+	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", c.WebAuthnRPID, "WebAuthn relying party id, a domain (default: the public URL's host)")
+	fs.Var(commaList{&c.WebAuthnOrigins}, "webauthn-origins", "comma-separated origins allowed to use passkeys (default: the public URL's origin)")
 	fs.DurationVar(&c.SessionIdleTimeout, "session-idle-timeout", c.SessionIdleTimeout, "a session unused this long expires")
 	fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "absolute lifetime of a session")
 	fs.DurationVar(&c.ReauthMaxAge, "reauth-max-age", c.ReauthMaxAge, "how recent a sign-in must be for sensitive actions")
@@ -350,6 +359,9 @@ func (c *Config) Validate() error {
 	if err := c.ValidateKeys(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateWebAuthn(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, rs := range c.ResourceServers {
 		id, secret, ok := strings.Cut(rs, ":")
 		if !ok || id == "" || len(secret) < minResourceSecret {
@@ -457,6 +469,57 @@ func (c *Config) BaseURL() string {
 
 // TLS reports whether clients reach the server over https (HSTS applies).
 func (c *Config) TLS() bool { return strings.HasPrefix(c.BaseURL(), "https://") }
+
+// WebAuthn returns the relying party id and the allowed origins. By
+// default they follow the public URL; a loopback IP (the zero-configuration
+// http://127.0.0.1:8080) cannot be an RP ID, so there the pages are to be
+// opened at http://localhost:<port>.
+func (c *Config) WebAuthn() (rpID string, origins []string) {
+	u, err := url.Parse(c.BaseURL())
+	if err != nil {
+		return c.WebAuthnRPID, c.WebAuthnOrigins
+	}
+	rpID, origin := u.Hostname(), u.Scheme+"://"+u.Host
+	if ip := net.ParseIP(rpID); ip != nil && ip.IsLoopback() {
+		rpID = "localhost"
+		origin = u.Scheme + "://" + net.JoinHostPort("localhost", u.Port())
+		if u.Port() == "" {
+			origin = u.Scheme + "://localhost"
+		}
+	}
+	if c.WebAuthnRPID != "" {
+		rpID = c.WebAuthnRPID
+	}
+	origins = []string{origin}
+	if len(c.WebAuthnOrigins) > 0 {
+		origins = c.WebAuthnOrigins
+	}
+	return rpID, origins
+}
+
+// validateWebAuthn checks the relying party: the RP ID is a domain, and
+// every origin is that domain or a subdomain of it (WebAuthn §5.1.3),
+// over https unless it is localhost.
+func (c *Config) validateWebAuthn() error {
+	rpID, origins := c.WebAuthn()
+	if rpID == "" || net.ParseIP(rpID) != nil || strings.ContainsAny(rpID, ":/ ") {
+		return fmt.Errorf("--webauthn-rp-id must be a domain name, got %q", rpID)
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("--webauthn-origins entries must be origins like https://login.example.com, got %q", o)
+		}
+		h := u.Hostname()
+		if h != rpID && !strings.HasSuffix(h, "."+rpID) {
+			return fmt.Errorf("WebAuthn origin %q is not on the relying party id %q or a subdomain of it", o, rpID)
+		}
+		if u.Scheme == "http" && h != "localhost" {
+			return fmt.Errorf("WebAuthn origin %q must use https (browsers allow http for localhost only)", o)
+		}
+	}
+	return nil
+}
 
 func isLoopbackHost(h string) bool {
 	return h == "localhost" || h == "127.0.0.1" || h == "::1"

@@ -1,10 +1,12 @@
 // Package mfa owns second factors: enrolment of an authenticator app
 // (RFC 6238 TOTP through pquerna/otp; the secret sealed at rest under the
 // key-encryption key), single-use recovery codes, and the sign-in
-// challenge. When an account has a confirmed factor, a successful first
-// factor (password, magic link, e-mailed or texted code) yields a short-lived
-// single-use challenge instead of a session, and POST /v1/login/mfa turns
-// the challenge and a second factor into a session at AAL2.
+// challenge. When an account has a confirmed app or a WebAuthn key
+// (package passkey), a successful first factor (password, magic link,
+// e-mailed or texted code, a passkey without user verification) yields a
+// short-lived single-use challenge instead of a session, and
+// POST /v1/login/mfa turns the challenge and a second factor (an app
+// code, a recovery code or a key's assertion) into a session.
 package mfa
 
 import (
@@ -35,6 +37,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/passkey"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/secrets"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
@@ -77,6 +80,8 @@ type Deps struct {
 	KEKs []secrets.KEK
 	// CodeKey keys the hashes of recovery codes.
 	CodeKey []byte
+	// Keys verifies WebAuthn assertions.
+	Keys    *passkey.Service
 	Product string
 	Log     *slog.Logger
 }
@@ -115,20 +120,48 @@ func challengeKey(secret id.Secret) string { return "mfa:" + hex.EncodeToString(
 
 // Required reports whether the user must present a second factor.
 func (s *Service) Required(ctx context.Context, userID string) (bool, error) {
+	methods, err := s.methods(ctx, userID)
+	return len(methods) > 0, err
+}
+
+// methods lists the user's second factors by the names the challenge
+// gives them: "totp" (a confirmed app), "webauthn" (a key) and, with
+// either, "recovery_code". None means the user has no second factor.
+func (s *Service) methods(ctx context.Context, userID string) ([]string, error) {
+	var methods []string
 	f, err := s.DB.MFA().TOTPByUser(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("mfa: factor: %w", err)
 	}
+	if err == nil && f.ConfirmedAt != nil {
+		methods = append(methods, "totp")
+	}
+	keys, err := s.Keys.Has(ctx, userID)
 	if err != nil {
-		return false, fmt.Errorf("mfa: factor: %w", err)
+		return nil, err
 	}
-	return f.ConfirmedAt != nil, nil
+	if keys {
+		methods = append(methods, "webauthn")
+	}
+	if methods != nil {
+		methods = append(methods, "recovery_code")
+	}
+	return methods, nil
 }
 
 // Challenge answers a successful first factor of u (methods amr) with a
 // second-factor challenge instead of a session: 200 {"mfa_required": true,
 // "challenge", "methods", "expires_in"}.
 func (s *Service) Challenge(w http.ResponseWriter, r *http.Request, u *store.User, amr []string, d account.Delivery) error {
+	methods, err := s.methods(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	if usedKey(amr) {
+		// A key that signed in without verifying its user is the first
+		// factor; no key (the same or another) can be the second.
+		methods = slices.DeleteFunc(methods, func(m string) bool { return m == "webauthn" })
+	}
 	secret := id.NewSecret(challengePrefix)
 	pw := sha256.Sum256([]byte(u.PasswordHash))
 	raw, err := json.Marshal(challenge{UserID: u.ID, AMR: amr, Mode: d.Mode, Client: d.Client, Password: hex.EncodeToString(pw[:]), Expires: s.Sessions.Now().Add(ChallengeTTL)})
@@ -141,43 +174,89 @@ func (s *Service) Challenge(w http.ResponseWriter, r *http.Request, u *store.Use
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"mfa_required": true,
 		"challenge":    string(secret),
-		"methods":      []string{"totp", "recovery_code"},
+		"methods":      methods,
 		"expires_in":   int(ChallengeTTL / time.Second),
 	})
 }
 
-// complete serves POST /v1/login/mfa {challenge, code | recovery_code}.
+// factor is one second factor offered for a challenge: an app code, a
+// recovery code, or a key's assertion of a ceremony begun for the
+// challenge at POST /v1/webauthn/login/begin.
+type factor struct {
+	Code         string          `json:"code"`
+	RecoveryCode string          `json:"recovery_code"`
+	Ceremony     string          `json:"ceremony"`
+	Credential   json.RawMessage `json:"credential"`
+}
+
+// complete serves POST /v1/login/mfa {challenge, code | recovery_code |
+// ceremony + credential}.
 func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Challenge    string `json:"challenge"`
-		Code         string `json:"code"`
-		RecoveryCode string `json:"recovery_code"`
+		Challenge string `json:"challenge"`
+		factor
 	}
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.Challenge == "" || (req.Code == "") == (req.RecoveryCode == "") {
-		return problem.MissingField.WithDetail("Send \"challenge\" and exactly one of \"code\" and \"recovery_code\".")
+	offered := 0
+	for _, given := range []bool{req.Code != "", req.RecoveryCode != "", req.Ceremony != "" || len(req.Credential) > 0} {
+		if given {
+			offered++
+		}
 	}
-	secret, ok := id.ParseSecret(challengePrefix, req.Challenge)
+	if req.Challenge == "" || offered != 1 || (req.Ceremony == "") != (len(req.Credential) == 0) {
+		return problem.MissingField.WithDetail("Send \"challenge\" and exactly one of \"code\", \"recovery_code\" and \"credential\" (with its \"ceremony\").")
+	}
+	return s.finish(w, r, req.Challenge, req.factor)
+}
+
+// CompleteWithKey implements passkey.SecondStep: POST
+// /v1/webauthn/login/finish with a challenge.
+func (s *Service) CompleteWithKey(w http.ResponseWriter, r *http.Request, challenge, ceremony string, credential json.RawMessage) error {
+	return s.finish(w, r, challenge, factor{Ceremony: ceremony, Credential: credential})
+}
+
+// live returns the challenge (and its stored form) while it can still be
+// completed.
+func (s *Service) live(ctx context.Context, challengeSecret string) (string, *challenge, []byte, error) {
+	secret, ok := id.ParseSecret(challengePrefix, challengeSecret)
 	if !ok {
-		return problem.InvalidChallenge
+		return "", nil, nil, problem.InvalidChallenge
 	}
-	ctx := r.Context()
 	key := challengeKey(secret)
 	raw, err := s.Eph.Get(ctx, key)
 	if errors.Is(err, ephemeral.ErrNotFound) {
-		return problem.InvalidChallenge
+		return "", nil, nil, problem.InvalidChallenge
 	}
 	if err != nil {
-		return problem.Unavailable.Wrap(fmt.Errorf("mfa: challenge: %w", err))
+		return "", nil, nil, problem.Unavailable.Wrap(fmt.Errorf("mfa: challenge: %w", err))
 	}
 	var c challenge
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("mfa: stored challenge: %w", err)
+		return "", nil, nil, fmt.Errorf("mfa: stored challenge: %w", err)
 	}
 	if !s.Sessions.Now().Before(c.Expires) {
-		return problem.InvalidChallenge
+		return "", nil, nil, problem.InvalidChallenge
+	}
+	return key, &c, raw, nil
+}
+
+// ChallengeUser implements passkey.SecondStep.
+func (s *Service) ChallengeUser(ctx context.Context, challengeSecret string) (string, error) {
+	_, c, _, err := s.live(ctx, challengeSecret)
+	if err != nil {
+		return "", err
+	}
+	return c.UserID, nil
+}
+
+// finish completes the challenge with f.
+func (s *Service) finish(w http.ResponseWriter, r *http.Request, challengeSecret string, f factor) error {
+	ctx := r.Context()
+	key, c, raw, err := s.live(ctx, challengeSecret)
+	if err != nil {
+		return err
 	}
 	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: c.UserID}); d.Wait > 0 {
 		return problem.RateLimited.WithRetryAfter(d.Wait)
@@ -203,18 +282,33 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 		return problem.InvalidChallenge
 	}
 	now := s.Sessions.Now()
-	method := "totp"
+	var method string
+	var proved []string // the factor's own methods (RFC 8176)
 	var use func(ctx context.Context, tx store.Tx) error
-	if req.Code != "" {
-		step, err := s.checkTOTP(ctx, u.ID, req.Code, now)
+	switch {
+	case f.Code != "":
+		method, proved = "totp", []string{"otp"}
+		step, err := s.checkTOTP(ctx, u.ID, f.Code, now)
 		if err != nil {
 			return s.failed(r, u.ID, method, err)
 		}
 		use = func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseTOTPStep(ctx, u.ID, step) }
-	} else {
+	case f.RecoveryCode != "":
+		// A look-up secret has no RFC 8176 value of its own.
 		method = "recovery_code"
-		hash := s.recoveryHash(u.ID, req.RecoveryCode)
+		hash := s.recoveryHash(u.ID, f.RecoveryCode)
 		use = func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseRecoveryCode(ctx, u.ID, hash, now) }
+	default:
+		method = "webauthn"
+		if usedKey(c.AMR) {
+			return problem.InvalidField.WithDetail("A key was the first factor of this sign-in; the second must be an app code or a recovery code.").With("field", "credential")
+		}
+		a, err := s.Keys.VerifyFactor(r, f.Ceremony, u.ID, passkey.ChallengeKey(challengeSecret), f.Credential)
+		if err != nil {
+			return err // audited as webauthn.failed
+		}
+		proved = a.AMR()
+		use = func(ctx context.Context, tx store.Tx) error { return a.Use(ctx, tx, now) }
 	}
 	// Single use: whoever takes the challenge signs in; a concurrent
 	// request with the same challenge finds it gone.
@@ -232,13 +326,12 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	// RFC 8176: "otp" for the app's code; a recovery code is a look-up
-	// secret, which has no value of its own there.
-	amr := append([]string{}, c.AMR...)
-	if method == "totp" && !slices.Contains(amr, "otp") {
-		amr = append(amr, "otp")
+	amr := slices.Clone(c.AMR)
+	for _, m := range append(proved, "mfa") {
+		if !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
 	}
-	amr = append(amr, "mfa")
 	st := s.Accounts.Begin(r, u.ID, amr, account.Delivery{Mode: c.Mode, Client: c.Client})
 	var superseded string
 	err = s.DB.InTx(ctx, func(tx store.Tx) error {
@@ -261,10 +354,13 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 		return tx.Audit().AppendEvent(ctx, st.Event(e))
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		// A replayed TOTP step, a wrong or used recovery code, or a
-		// password changed meanwhile.
+		// A replayed TOTP step, a wrong or used recovery code, a key's
+		// counter used meanwhile, or a password changed meanwhile.
 		putBack()
-		return s.failed(r, u.ID, method, errWrongFactor)
+		if err := s.failed(r, u.ID, method, errWrongFactor); method != "webauthn" {
+			return err
+		}
+		return problem.PasskeyRefused
 	}
 	if err != nil {
 		return fmt.Errorf("mfa: sign in: %w", err)
@@ -281,20 +377,38 @@ func (s *Service) complete(w http.ResponseWriter, r *http.Request) error {
 
 var errWrongFactor = errors.New("mfa: wrong second factor")
 
-// StepUp implements account.SecondFactor: an app code instead of the
-// password at POST /v1/reauthenticate. Throttled per account like the
-// sign-in challenge; the code's step is recorded by use, so it serves once.
-func (s *Service) StepUp(r *http.Request, userID, code string) (func(ctx context.Context, tx store.Tx) error, error) {
+// usedKey reports whether the methods include a WebAuthn key.
+func usedKey(amr []string) bool { return slices.Contains(amr, "hwk") || slices.Contains(amr, "swk") }
+
+// StepUp implements account.SecondFactor: an app code or a key's
+// assertion instead of the password at POST /v1/reauthenticate. A code is
+// throttled per account like the sign-in challenge, and its step recorded
+// by use, so it serves once; an assertion records its counter.
+func (s *Service) StepUp(r *http.Request, userID string, proof account.StepUpProof) ([]string, func(ctx context.Context, tx store.Tx) error, error) {
 	ctx := r.Context()
-	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: userID}); d.Wait > 0 {
-		return nil, problem.RateLimited.WithRetryAfter(d.Wait)
+	if proof.Code == "" {
+		if proof.Ceremony == "" || len(proof.Credential) == 0 {
+			return nil, nil, problem.MissingField.WithDetail("Send \"ceremony\" and \"credential\" together.").With("field", "credential")
+		}
+		a, err := s.Keys.VerifyStepUp(r, proof.Ceremony, userID, proof.Credential)
+		if err != nil {
+			return nil, nil, err
+		}
+		now := s.Sessions.Now()
+		return a.AMR(), func(ctx context.Context, tx store.Tx) error { return a.Use(ctx, tx, now) }, nil
 	}
-	step, err := s.checkTOTP(ctx, userID, code, s.Sessions.Now())
+	if proof.Ceremony != "" || len(proof.Credential) > 0 {
+		return nil, nil, problem.InvalidField.WithDetail("Send a code or a credential, not both.").With("field", "credential")
+	}
+	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: userID}); d.Wait > 0 {
+		return nil, nil, problem.RateLimited.WithRetryAfter(d.Wait)
+	}
+	step, err := s.checkTOTP(ctx, userID, proof.Code, s.Sessions.Now())
 	if err != nil {
-		return nil, s.failed(r, userID, "totp", err)
+		return nil, nil, s.failed(r, userID, "totp", err)
 	}
 	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: userID})
-	return func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseTOTPStep(ctx, userID, step) }, nil
+	return []string{"otp"}, func(ctx context.Context, tx store.Tx) error { return tx.MFA().UseTOTPStep(ctx, userID, step) }, nil
 }
 
 // failed records a refused second factor and answers invalid_code.
@@ -363,7 +477,7 @@ func (s *Service) open(f *store.TOTPFactor) (string, error) {
 // status serves GET /v1/mfa.
 func (s *Service) status(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
 	ctx := r.Context()
-	on, err := s.Required(ctx, p.User.ID)
+	methods, err := s.methods(ctx, p.User.ID)
 	if err != nil {
 		return err
 	}
@@ -371,7 +485,11 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p *session.Prin
 	if err != nil {
 		return fmt.Errorf("mfa: recovery codes: %w", err)
 	}
-	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"totp": on, "recovery_codes_left": left})
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{
+		"totp":                slices.Contains(methods, "totp"),
+		"webauthn":            slices.Contains(methods, "webauthn"),
+		"recovery_codes_left": left,
+	})
 }
 
 // beginTOTP serves POST /v1/mfa/totp: a new secret, pending until
@@ -446,7 +564,7 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return s.failed(r, p.User.ID, "totp", err)
 	}
-	codes, rows, err := s.newRecoveryCodes(p.User.ID, now)
+	codes, rows, err := s.NewRecoveryCodes(p.User.ID, now)
 	if err != nil {
 		return err
 	}
@@ -489,8 +607,15 @@ func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.
 		if err := tx.MFA().DeleteTOTP(ctx, p.User.ID); err != nil {
 			return err
 		}
-		if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, nil); err != nil {
+		// The recovery codes go with the last second factor.
+		keys, err := tx.WebAuthn().WebAuthnCredentialsByUser(ctx, p.User.ID)
+		if err != nil {
 			return err
+		}
+		if len(keys) == 0 {
+			if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, nil); err != nil {
+				return err
+			}
 		}
 		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.MFADisabled, p.User.ID, p.Session.ID))
 	})
@@ -500,7 +625,7 @@ func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.
 	if err != nil {
 		return fmt.Errorf("mfa: delete: %w", err)
 	}
-	s.changed(r, p.User.ID, "The authenticator app was removed and two-step sign-in turned off")
+	s.changed(r, p.User.ID, "The authenticator app was removed from two-step sign-in")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -517,10 +642,10 @@ func (s *Service) regenerate(w http.ResponseWriter, r *http.Request, p *session.
 		return err
 	}
 	if !on {
-		return problem.Conflict.WithDetail("Recovery codes need an authenticator app set up first.")
+		return problem.Conflict.WithDetail("Recovery codes need an authenticator app or a security key set up first.")
 	}
 	now := s.Sessions.Now()
-	codes, rows, err := s.newRecoveryCodes(p.User.ID, now)
+	codes, rows, err := s.NewRecoveryCodes(p.User.ID, now)
 	if err != nil {
 		return err
 	}
@@ -541,9 +666,9 @@ func (s *Service) regenerate(w http.ResponseWriter, r *http.Request, p *session.
 // codes read back without O/0 or l/1 confusion.
 var recoveryAlphabet = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// newRecoveryCodes returns a fresh set: 10 codes of 80 random bits shown as
+// NewRecoveryCodes returns a fresh set: 10 codes of 80 random bits shown as
 // xxxx-xxxx-xxxx-xxxx, and their rows (keyed hashes only).
-func (s *Service) newRecoveryCodes(userID string, now time.Time) ([]string, []*store.RecoveryCode, error) {
+func (s *Service) NewRecoveryCodes(userID string, now time.Time) ([]string, []*store.RecoveryCode, error) {
 	codes := make([]string, RecoveryCodeCount)
 	rows := make([]*store.RecoveryCode, RecoveryCodeCount)
 	for i := range codes {

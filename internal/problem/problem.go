@@ -123,6 +123,8 @@ var (
 	InvalidToken       = newProblem(http.StatusBadRequest, "invalid_token", "The link is invalid, expired or already used. Ask for a new one.")
 	InvalidCode        = newProblem(http.StatusUnauthorized, "invalid_code", "The code is incorrect or expired.")
 	InvalidChallenge   = newProblem(http.StatusUnauthorized, "invalid_challenge", "The sign-in challenge is invalid, expired or used up. Sign in again.")
+	InvalidCeremony    = newProblem(http.StatusUnauthorized, "invalid_ceremony", "The passkey ceremony is invalid, expired or already used. Start again.")
+	PasskeyRefused     = newProblem(http.StatusUnauthorized, "passkey_refused", "The passkey or security key was not accepted.")
 	SMSUnavailable     = newProblem(http.StatusNotFound, "sms_unavailable", "Text messages are not enabled on this server.")
 	NotFound           = newProblem(http.StatusNotFound, "not_found", "The resource does not exist.")
 	MethodNotAllowed   = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "The method is not allowed on this resource.")

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -142,14 +143,46 @@ func TestAALOf(t *testing.T) {
 		{[]string{"pwd"}, 1},
 		{[]string{"pwd", "otp", "mfa"}, 2},
 		{[]string{"pwd", "mfa"}, 2},               // password + recovery code
-		{[]string{"otp", "sms", "otp", "mfa"}, 2}, // texted code + app code
-		{[]string{"email", "otp", "mfa"}, 1},      // a mailbox is no AAL2 authenticator
+		{[]string{"otp", "sms", "otp", "mfa"}, 1}, // texted code + app code: two things had
+		{[]string{"email", "otp", "mfa"}, 1},      // a mailbox is no authenticator
 		{[]string{"otp", "email", "mfa"}, 1},
 		{[]string{"email"}, 1},
+		{[]string{"hwk", "user", "mfa"}, 2}, // a passkey that verified its user
+		{[]string{"swk", "user", "mfa"}, 2},
+		{[]string{"hwk"}, 1},                         // a key without user verification
+		{[]string{"hwk", "otp", "mfa"}, 1},           // … and an app code: two things had
+		{[]string{"pwd", "hwk", "mfa"}, 2},           // password + security key
+		{[]string{"email", "hwk", "mfa"}, 1},         // link + key without user verification
+		{[]string{"email", "hwk", "user", "mfa"}, 2}, // link + key that verified its user
+		{[]string{"user"}, 1},
 		{nil, 1},
 	} {
 		if got := AALOf(tc.amr); got != tc.want {
 			t.Errorf("AALOf(%v) = %d, want %d", tc.amr, got, tc.want)
+		}
+	}
+}
+
+func TestStepUpAMR(t *testing.T) {
+	for _, tc := range []struct {
+		have, proof, want []string
+		aal               int
+	}{
+		{[]string{"pwd"}, []string{"pwd"}, []string{"pwd"}, 1},
+		{[]string{"pwd"}, []string{"otp"}, []string{"pwd", "otp", "mfa"}, 2},
+		{[]string{"pwd"}, []string{"hwk"}, []string{"pwd", "hwk", "mfa"}, 2},
+		{[]string{"email"}, []string{"pwd"}, []string{"email", "pwd"}, 1},
+		{[]string{"email"}, []string{"otp"}, []string{"email", "otp"}, 1}, // a mailbox and an app: still one authenticator
+		{[]string{"email", "otp", "mfa"}, []string{"pwd"}, []string{"email", "otp", "mfa", "pwd"}, 2},
+		{[]string{"email"}, []string{"swk", "user", "mfa"}, []string{"email", "swk", "user", "mfa"}, 2}, // a passkey that verified its user
+		{[]string{"pwd", "otp", "mfa"}, []string{"otp"}, []string{"pwd", "otp", "mfa"}, 2},
+	} {
+		got := StepUpAMR(tc.have, tc.proof)
+		if !slices.Equal(got, tc.want) || AALOf(got) != tc.aal {
+			t.Errorf("StepUpAMR(%v, %v) = %v (AAL%d), want %v (AAL%d)", tc.have, tc.proof, got, AALOf(got), tc.want, tc.aal)
+		}
+		if len(tc.have) > 0 && &got[0] == &tc.have[0] {
+			t.Errorf("StepUpAMR(%v, …) shares the caller's slice", tc.have)
 		}
 	}
 }

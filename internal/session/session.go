@@ -225,16 +225,50 @@ func (m *Manager) New(r *http.Request, userID string, amr []string) (*store.Sess
 }
 
 // AALOf is the authenticator assurance level of a sign-in by the methods
-// amr (RFC 8176 values): 2 when it took a second factor ("mfa") on top of
-// a first factor NIST SP 800-63B accepts at AAL2 — a password ("pwd") or a
-// texted code ("sms", a restricted authenticator). A mailbox ("email") is
-// no authenticator there, so a link or e-mailed code plus an app code is
-// still AAL1.
+// amr (RFC 8176 values). NIST SP 800-63B-4 asks AAL2 for two distinct
+// factors, or one multi-factor authenticator:
+//   - something known: a password ("pwd");
+//   - something had: an app code ("otp"), a texted code ("sms"), a WebAuthn
+//     key ("hwk" bound to its hardware, "swk" a passkey that may be synced),
+//     or a recovery code (a look-up secret; RFC 8176 has no value for it,
+//     so it shows only as the "mfa" the completion of a challenge adds);
+//   - a key that verified its user ("hwk"/"swk" with "user") is
+//     multi-factor by itself.
+//
+// A mailbox ("email") is no authenticator there, so a link or e-mailed code
+// plus an app code is AAL1, and two things had (a texted code and an app
+// code, or a key without user verification and an app code) are AAL1 too.
 func AALOf(amr []string) int {
-	if slices.Contains(amr, "mfa") && (slices.Contains(amr, "pwd") || slices.Contains(amr, "sms")) {
+	has := func(ms ...string) bool {
+		return slices.ContainsFunc(amr, func(m string) bool { return slices.Contains(ms, m) })
+	}
+	key := has("hwk", "swk")
+	if key && has("user") {
+		return 2
+	}
+	if has("pwd") && (has("otp", "sms") || key || has("mfa")) {
 		return 2
 	}
 	return 1
+}
+
+// StepUpAMR is the session's methods after a step-up that proved proof:
+// the union, plus "mfa" once it holds a password and something had (an
+// app code, a texted code or a key).
+func StepUpAMR(have, proof []string) []string {
+	amr := slices.Clone(have)
+	for _, m := range proof {
+		if !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
+	}
+	possession := slices.ContainsFunc(amr, func(m string) bool {
+		return m == "otp" || m == "sms" || m == "hwk" || m == "swk"
+	})
+	if slices.Contains(amr, "pwd") && possession && !slices.Contains(amr, "mfa") {
+		amr = append(amr, "mfa")
+	}
+	return amr
 }
 
 // SetCookie hands the session secret to the browser: HttpOnly, Secure,

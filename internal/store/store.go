@@ -125,9 +125,10 @@ type Sessions interface {
 	// revoked; ErrNotFound if it does not exist.
 	TouchSession(ctx context.Context, id string, at time.Time, ip, userAgent string) error
 	// RotateSessionToken replaces the token hash of an active session and
-	// sets AuthTime (step-up re-authentication): the old cookie stops
-	// working. ErrNotFound if the session does not exist or is revoked.
-	RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time) error
+	// sets AuthTime, AAL and AMR (step-up re-authentication: the proof
+	// may raise the assurance): the old cookie stops working. ErrNotFound
+	// if the session does not exist or is revoked.
+	RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time, aal int, amr []string) error
 	// RevokeSession marks one active session revoked. It reports whether it
 	// was active (false, nil if already revoked); ErrNotFound if missing.
 	RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error)
@@ -314,6 +315,68 @@ type MFA interface {
 	CountRecoveryCodes(ctx context.Context, userID string) (int, error)
 }
 
+// WebAuthnCredential is a registered WebAuthn public-key credential: a
+// passkey (discoverable, usually synced) or a security key. Only public
+// material is stored.
+type WebAuthnCredential struct {
+	ID     string // the API's id ("wac_…")
+	UserID string
+	// CredentialID is the authenticator's credential id, unique across
+	// users (WebAuthn §6.1: at most 1023 bytes).
+	CredentialID []byte
+	PublicKey    []byte // COSE_Key
+	// AttestationType is the registration's attestation statement format
+	// ("none", "packed", "fido-u2f", …).
+	AttestationType string
+	AAGUID          []byte   // 16 bytes; all zeros when the authenticator does not say
+	Transports      []string // "internal", "hybrid", "usb", "nfc", "ble"
+	// Discoverable: registered as a client-side discoverable credential
+	// (a passkey, usable without typing a username).
+	Discoverable bool
+	// BackupEligible and BackupState are the BE and BS flags: a synced
+	// passkey may be backed up; a security key never is.
+	BackupEligible bool
+	BackupState    bool
+	// SignCount is the authenticator's signature counter after its last
+	// accepted use (0 for authenticators that do not count).
+	SignCount  uint32
+	Name       string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// WebAuthn stores WebAuthn credentials.
+type WebAuthn interface {
+	// CreateWebAuthnCredential inserts c; ErrConflict on a duplicate ID or
+	// CredentialID (whoever owns it).
+	CreateWebAuthnCredential(ctx context.Context, c *WebAuthnCredential) error
+	// WebAuthnCredentialsByUser returns the user's credentials, oldest
+	// CreatedAt first (ties by ID); none is not an error.
+	WebAuthnCredentialsByUser(ctx context.Context, userID string) ([]*WebAuthnCredential, error)
+	// WebAuthnCredentialByCredentialID returns the credential with that
+	// authenticator credential id; ErrNotFound if none.
+	WebAuthnCredentialByCredentialID(ctx context.Context, credentialID []byte) (*WebAuthnCredential, error)
+	// UseWebAuthnCredential records an accepted assertion: SignCount
+	// becomes newCount, BackupState backupState and LastUsedAt at, but
+	// only while the stored SignCount is still oldCount (compare-and-set):
+	// of two assertions racing from one counter value to a higher one,
+	// one wins. An authenticator that does not count (always 0) leaves
+	// the guard unchanged, so its uses never conflict: replays are
+	// stopped by the single-use ceremony, and whether a count went
+	// backwards is the caller's check. ErrConflict if the count changed
+	// meanwhile, ErrNotFound if missing.
+	UseWebAuthnCredential(ctx context.Context, id string, oldCount, newCount uint32, backupState bool, at time.Time) error
+	// RenameWebAuthnCredential sets the name of the user's credential id;
+	// ErrNotFound if the user has no such credential.
+	RenameWebAuthnCredential(ctx context.Context, userID, id, name string) error
+	// DeleteWebAuthnCredential deletes the user's credential id;
+	// ErrNotFound if the user has no such credential.
+	DeleteWebAuthnCredential(ctx context.Context, userID, id string) error
+	// DeleteUserWebAuthnCredentials deletes every credential of the user
+	// and returns how many.
+	DeleteUserWebAuthnCredentials(ctx context.Context, userID string) (int, error)
+}
+
 // SigningKey is an access-token signing key. The private half is sealed
 // with the key-encryption key (KEKVersion names which) and never stored in
 // clear. Its state follows from the times: published from CreatedAt,
@@ -368,6 +431,7 @@ type Tx interface {
 	SigningKeys() SigningKeys
 	Verifications() Verifications
 	MFA() MFA
+	WebAuthn() WebAuthn
 	Audit() Audit
 }
 

@@ -464,11 +464,14 @@ func (s *Service) revertEmailChange(w http.ResponseWriter, r *http.Request, v *s
 	})
 }
 
-// clearSecondFactors removes the user's authenticator app and recovery
-// codes: when an account is taken back from an intruder, a factor the
+// clearSecondFactors removes the user's authenticator app, passkeys and
+// security keys, and recovery codes: when an account is taken back from an intruder, a factor the
 // intruder enrolled must not lock the owner out.
 func clearSecondFactors(ctx context.Context, tx store.Tx, userID string) error {
 	if err := tx.MFA().DeleteTOTP(ctx, userID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if _, err := tx.WebAuthn().DeleteUserWebAuthnCredentials(ctx, userID); err != nil {
 		return err
 	}
 	return tx.MFA().ReplaceRecoveryCodes(ctx, userID, nil)

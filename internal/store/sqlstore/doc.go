@@ -1,7 +1,7 @@
 // Package sqlstore owns the SQLite and PostgreSQL implementations of the
 // store interfaces (store.Users, store.Sessions, store.RefreshTokens,
-// store.SigningKeys, store.Verifications, store.MFA, store.Audit,
-// store.Store) and their embedded migrations.
+// store.SigningKeys, store.Verifications, store.MFA, store.WebAuthn,
+// store.Audit, store.Store) and their embedded migrations.
 //
 // # One set of queries
 //

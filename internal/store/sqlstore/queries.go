@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -24,9 +25,9 @@ type scanner interface {
 }
 
 // queries implements store.Users, store.Sessions, store.RefreshTokens,
-// store.SigningKeys, store.Verifications, store.MFA and store.Audit once
-// for both dialects. Outside a transaction r and w are the read and write
-// pools; inside one both are the *sql.Tx.
+// store.SigningKeys, store.Verifications, store.MFA, store.WebAuthn and
+// store.Audit once for both dialects. Outside a transaction r and w are
+// the read and write pools; inside one both are the *sql.Tx.
 type queries struct {
 	d dialect
 	r querier
@@ -49,6 +50,30 @@ func cleanText(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// encodeStrings stores a list of strings (a session's AMR, a credential's
+// transports) as a JSON array: values round-trip whatever they contain,
+// and nil and empty both become [].
+func encodeStrings(ss []string) string {
+	if len(ss) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ss) // a []string always marshals
+	return string(b)
+}
+
+// decodeStrings reads a list stored by encodeStrings; an empty list comes
+// back nil.
+func decodeStrings(b []byte) ([]string, error) {
+	var ss []string
+	if err := json.Unmarshal(b, &ss); err != nil {
+		return nil, err
+	}
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	return ss, nil
 }
 
 // t converts a time argument for the dialect.

@@ -36,7 +36,7 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			for _, step := range []struct {
 				name    string
 				version int64
-			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 4}} {
+			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 5}} {
 				if err := db.MigrateToForTest(ctx, step.version); err != nil {
 					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
 				}
@@ -353,7 +353,8 @@ func TestSchemaRejectsInvalidRows(t *testing.T) {
 // TestMigrateMFAKeepsData applies migration 4 to a database that already
 // holds a user and a verification: both read back unchanged. Rolling
 // migration 4 back drops the factors and recovery codes but keeps the
-// rest, and applying it again works on the rolled-back data.
+// rest, and applying it again works on the rolled-back data. Ping wants
+// the newest schema, so it is asked only at the end.
 func TestMigrateMFAKeepsData(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.dialect, func(t *testing.T) {
@@ -377,9 +378,6 @@ func TestMigrateMFAKeepsData(t *testing.T) {
 			want.CreatedAt, want.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
 			check := func(when string) {
 				t.Helper()
-				if err := db.Ping(ctx); err != nil {
-					t.Fatalf("Ping %s: %v", when, err)
-				}
 				got, err := db.Users().UserByID(ctx, "u1")
 				if err != nil {
 					t.Fatalf("UserByID %s: %v", when, err)
@@ -421,6 +419,13 @@ func TestMigrateMFAKeepsData(t *testing.T) {
 			if n, err := db.MFA().CountRecoveryCodes(ctx, "u1"); err != nil || n != 0 {
 				t.Errorf("CountRecoveryCodes after rolling migration 4 back and forth = %d, %v; want 0", n, err)
 			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate to the newest: %v", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			check("after migrating to the newest")
 		})
 	}
 }
@@ -548,6 +553,225 @@ func TestMFASchemaRejectsInvalidRows(t *testing.T) {
 			for _, u := range []string{"u1", "no-such-user"} {
 				if n, err := db.MFA().CountRecoveryCodes(t.Context(), u); err != nil || n != 0 {
 					t.Errorf("CountRecoveryCodes(%s) = %d, %v; want 0", u, n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestMigrateWebAuthnKeepsData applies migration 5 to a database that
+// already holds a user with a session and a second factor: they read back
+// unchanged. Rolling migration 5 back drops the WebAuthn credentials but
+// keeps the rest, and applying it again works on the rolled-back data.
+func TestMigrateWebAuthnKeepsData(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{})
+			if err := db.MigrateToForTest(ctx, 4); err != nil {
+				t.Fatalf("migrate to version 4: %v", err)
+			}
+			u := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
+				CreatedAt: now, UpdatedAt: now}
+			if err := db.Users().CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Sessions().CreateSession(ctx, &store.Session{ID: "s1", UserID: "u1", TokenHash: []byte{1},
+				CreatedAt: now, LastSeenAt: now, AuthTime: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.MFA().PutPendingTOTP(ctx, &store.TOTPFactor{UserID: "u1", SecretSealed: []byte("sealed"),
+				KEKVersion: 1, CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			want := *u
+			want.CreatedAt, want.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
+			// Ping wants the newest schema, so it is asked only at the end.
+			check := func(when string) {
+				t.Helper()
+				got, err := db.Users().UserByID(ctx, "u1")
+				if err != nil {
+					t.Fatalf("UserByID %s: %v", when, err)
+				}
+				if *got != want {
+					t.Errorf("user %s = %+v, want %+v", when, got, want)
+				}
+				if _, err := db.Sessions().SessionByTokenHash(ctx, []byte{1}); err != nil {
+					t.Errorf("SessionByTokenHash %s: %v", when, err)
+				}
+				if _, err := db.MFA().TOTPByUser(ctx, "u1"); err != nil {
+					t.Errorf("TOTPByUser %s: %v", when, err)
+				}
+			}
+			if err := db.MigrateToForTest(ctx, 5); err != nil {
+				t.Fatalf("migrate to version 5: %v", err)
+			}
+			check("after migration 5")
+			c := webAuthnCredential("wac_1", "u1", now)
+			if err := db.WebAuthn().CreateWebAuthnCredential(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			for _, step := range []struct {
+				name    string
+				version int64
+			}{{"down", 4}, {"up again", 5}} {
+				if err := db.MigrateToForTest(ctx, step.version); err != nil {
+					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
+				}
+			}
+			check("after rolling migration 5 back and forth")
+			if _, err := db.WebAuthn().WebAuthnCredentialByCredentialID(ctx, c.CredentialID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("WebAuthnCredentialByCredentialID after rolling migration 5 back and forth = %v, want ErrNotFound", err)
+			}
+			if err := db.WebAuthn().CreateWebAuthnCredential(ctx, c); err != nil {
+				t.Errorf("CreateWebAuthnCredential after rolling migration 5 back and forth: %v", err)
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate to the newest: %v", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			check("after migrating to the newest")
+		})
+	}
+}
+
+// webAuthnCredential is a valid credential of the user, created at now.
+func webAuthnCredential(id, userID string, now time.Time) *store.WebAuthnCredential {
+	return &store.WebAuthnCredential{ID: id, UserID: userID, CredentialID: []byte("credential-" + id),
+		PublicKey: []byte("cose-key-" + id), AttestationType: "none", AAGUID: make([]byte, 16),
+		Transports: []string{"internal"}, Name: "Passkey", CreatedAt: now}
+}
+
+// TestWebAuthnCascade checks a user's WebAuthn credentials go with the
+// user; the store interfaces delete no user, so the row is deleted
+// directly. Those of other users stay, and the deleted user's credential
+// ids are free again.
+func TestWebAuthnCascade(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			var creds []*store.WebAuthnCredential
+			for _, u := range []string{"u1", "u2"} {
+				if err := db.Users().CreateUser(ctx, &store.User{ID: u, Email: u + "@example.com", EmailKey: u + "@example.com"}); err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range []string{u + "-wac1", u + "-wac2"} {
+					c := webAuthnCredential(id, u, now)
+					if err := db.WebAuthn().CreateWebAuthnCredential(ctx, c); err != nil {
+						t.Fatal(err)
+					}
+					creds = append(creds, c)
+				}
+			}
+			if err := db.ExecForTest(ctx, "DELETE FROM users WHERE id = ?", "u1"); err != nil {
+				t.Fatalf("delete the user: %v", err)
+			}
+			for _, c := range creds[:2] {
+				if _, err := db.WebAuthn().WebAuthnCredentialByCredentialID(ctx, c.CredentialID); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("WebAuthnCredentialByCredentialID(%s) after the delete = %v, want ErrNotFound", c.ID, err)
+				}
+			}
+			if cs, err := db.WebAuthn().WebAuthnCredentialsByUser(ctx, "u1"); err != nil || len(cs) != 0 {
+				t.Errorf("WebAuthnCredentialsByUser(u1) after the delete = %d credentials, %v; want none", len(cs), err)
+			}
+			if cs, err := db.WebAuthn().WebAuthnCredentialsByUser(ctx, "u2"); err != nil || len(cs) != 2 {
+				t.Errorf("another user's credentials after the delete = %d, %v; want 2", len(cs), err)
+			}
+			again := webAuthnCredential("u2-wac3", "u2", now)
+			again.CredentialID = creds[0].CredentialID
+			if err := db.WebAuthn().CreateWebAuthnCredential(ctx, again); err != nil {
+				t.Errorf("registering a deleted user's credential id again: %v", err)
+			}
+		})
+	}
+}
+
+// TestWebAuthnSchemaRejectsInvalidRows checks the constraints the schema
+// puts on WebAuthn credentials: each write fails, with an error that is
+// not a store sentinel, and leaves nothing behind.
+func TestWebAuthnSchemaRejectsInvalidRows(t *testing.T) {
+	now := time.Now()
+	cred := func(mod func(*store.WebAuthnCredential)) func(*sqlstore.DB) error {
+		return func(db *sqlstore.DB) error {
+			c := webAuthnCredential("wac-new", "u1", now)
+			mod(c)
+			return db.WebAuthn().CreateWebAuthnCredential(t.Context(), c)
+		}
+	}
+	// signCount inserts a row directly: a uint32 cannot leave the range.
+	signCount := func(n int64) func(*sqlstore.DB) error {
+		return func(db *sqlstore.DB) error {
+			return db.ExecForTest(t.Context(), `INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key,
+				attestation_type, aaguid, transports, discoverable, backup_eligible, backup_state, sign_count, name, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				"wac-new", "u1", []byte("credential-new"), []byte("key"), "none", make([]byte, 16), "[]",
+				false, false, false, n, "", now)
+		}
+	}
+	cases := []struct {
+		name  string
+		write func(*sqlstore.DB) error
+	}{
+		{"credential of a missing user", cred(func(c *store.WebAuthnCredential) { c.UserID = "no-such-user" })},
+		{"credential with an empty id", cred(func(c *store.WebAuthnCredential) { c.ID = "" })},
+		{"credential with a nil credential id", cred(func(c *store.WebAuthnCredential) { c.CredentialID = nil })},
+		{"credential with an empty credential id", cred(func(c *store.WebAuthnCredential) { c.CredentialID = []byte{} })},
+		{"credential with a 1024-byte credential id", cred(func(c *store.WebAuthnCredential) { c.CredentialID = make([]byte, 1024) })},
+		{"credential with a nil public key", cred(func(c *store.WebAuthnCredential) { c.PublicKey = nil })},
+		{"credential with an empty public key", cred(func(c *store.WebAuthnCredential) { c.PublicKey = []byte{} })},
+		{"credential with a nil AAGUID", cred(func(c *store.WebAuthnCredential) { c.AAGUID = nil })},
+		{"credential with a 15-byte AAGUID", cred(func(c *store.WebAuthnCredential) { c.AAGUID = make([]byte, 15) })},
+		{"credential with a 17-byte AAGUID", cred(func(c *store.WebAuthnCredential) { c.AAGUID = make([]byte, 17) })},
+		{"credential backed up but not backup eligible", cred(func(c *store.WebAuthnCredential) {
+			c.BackupEligible, c.BackupState = false, true
+		})},
+		{"use that backs up a credential not backup eligible", func(db *sqlstore.DB) error {
+			return db.WebAuthn().UseWebAuthnCredential(t.Context(), "wac-1", 0, 1, true, now)
+		}},
+		{"negative sign count", signCount(-1)},
+		{"sign count above 32 bits", signCount(1 << 32)},
+	}
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			if err := db.Users().CreateUser(t.Context(), &store.User{ID: "u1", Email: "a@example.com", EmailKey: "a@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			existing := webAuthnCredential("wac-1", "u1", now)
+			if err := db.WebAuthn().CreateWebAuthnCredential(t.Context(), existing); err != nil {
+				t.Fatal(err)
+			}
+			if err := signCount(1<<32 - 1)(db); err != nil {
+				t.Fatalf("the largest sign count: %v", err)
+			}
+			if err := db.ExecForTest(t.Context(), "DELETE FROM webauthn_credentials WHERE id = ?", "wac-new"); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					err := tc.write(db)
+					if err == nil {
+						t.Fatal("write succeeded, want a constraint violation")
+					}
+					if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+						t.Errorf("error %v is a store sentinel, want a schema error", err)
+					}
+				})
+			}
+			for _, u := range []string{"u1", "no-such-user"} {
+				cs, err := db.WebAuthn().WebAuthnCredentialsByUser(t.Context(), u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u == "u1" && (len(cs) != 1 || cs[0].ID != existing.ID || cs[0].SignCount != 0 || cs[0].LastUsedAt != nil) {
+					t.Errorf("WebAuthnCredentialsByUser(u1) = %+v; want only wac-1, unused", cs)
+				} else if u != "u1" && len(cs) != 0 {
+					t.Errorf("WebAuthnCredentialsByUser(%s) = %d credentials, want none", u, len(cs))
 				}
 			}
 		})

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,23 +25,10 @@ func scanSession(s scanner) (*store.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(amr, &ss.AMR); err != nil {
+	if ss.AMR, err = decodeStrings(amr); err != nil {
 		return nil, fmt.Errorf("decode amr: %w", err)
 	}
-	if len(ss.AMR) == 0 {
-		ss.AMR = nil
-	}
 	return &ss, nil
-}
-
-// encodeAMR stores AMR as a JSON array: values round-trip whatever they
-// contain, and nil and empty both become [].
-func encodeAMR(amr []string) string {
-	if len(amr) == 0 {
-		return "[]"
-	}
-	b, _ := json.Marshal(amr) // a []string always marshals
-	return string(b)
 }
 
 // CreateSession implements store.Sessions. An empty Kind is stored as
@@ -60,7 +46,7 @@ func (q *queries) CreateSession(ctx context.Context, s *store.Session) error {
 	_, err := q.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, kind, s.TokenHash, q.t(s.CreatedAt), q.t(s.LastSeenAt), q.t(s.AuthTime), q.t(s.ExpiresAt),
-		cleanText(s.IP), cleanText(s.UserAgent), cleanText(s.Location), s.AAL, encodeAMR(s.AMR), revokedAt, s.RevokeReason)
+		cleanText(s.IP), cleanText(s.UserAgent), cleanText(s.Location), s.AAL, encodeStrings(s.AMR), revokedAt, s.RevokeReason)
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: create session: id or token hash already in use: %w", store.ErrConflict)
 	}
@@ -130,9 +116,9 @@ func (q *queries) TouchSession(ctx context.Context, id string, at time.Time, ip,
 
 // RotateSessionToken implements store.Sessions. A new hash that another
 // session already holds is reported as store.ErrConflict.
-func (q *queries) RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time) error {
-	res, err := q.exec(ctx, `UPDATE sessions SET token_hash = ?, auth_time = ?
-		WHERE id = ? AND revoked_at IS NULL`, newHash, q.t(authTime), id)
+func (q *queries) RotateSessionToken(ctx context.Context, id string, newHash []byte, authTime time.Time, aal int, amr []string) error {
+	res, err := q.exec(ctx, `UPDATE sessions SET token_hash = ?, auth_time = ?, aal = ?, amr = ?
+		WHERE id = ? AND revoked_at IS NULL`, newHash, q.t(authTime), aal, encodeStrings(amr), id)
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: rotate session token: token hash already in use: %w", store.ErrConflict)
 	}

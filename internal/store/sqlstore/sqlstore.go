@@ -109,6 +109,9 @@ func (db *DB) Verifications() store.Verifications { return dbVerifications{db.q,
 // MFA implements store.Tx.
 func (db *DB) MFA() store.MFA { return dbMFA{db.q, db} }
 
+// WebAuthn implements store.Tx.
+func (db *DB) WebAuthn() store.WebAuthn { return db.q }
+
 // Audit implements store.Tx.
 func (db *DB) Audit() store.Audit { return db.q }
 
@@ -151,6 +154,7 @@ func (t txStore) RefreshTokens() store.RefreshTokens { return t.q }
 func (t txStore) SigningKeys() store.SigningKeys     { return t.q }
 func (t txStore) Verifications() store.Verifications { return t.q }
 func (t txStore) MFA() store.MFA                     { return t.q }
+func (t txStore) WebAuthn() store.WebAuthn           { return t.q }
 func (t txStore) Audit() store.Audit                 { return t.q }
 
 // Ping checks that the database is reachable and that its schema is at

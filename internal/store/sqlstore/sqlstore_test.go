@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +141,8 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // TestHostileClientText stores client-controlled metadata holding NUL and
-// invalid UTF-8 (both legal in an HTTP header or form value): PostgreSQL
+// invalid UTF-8 (both legal in an HTTP header, a form value or a JSON
+// string, such as a WebAuthn response's transports): PostgreSQL
 // would reject such text, so both backends must store the same valid,
 // U+FFFD-substituted string instead of failing the write.
 func TestHostileClientText(t *testing.T) {
@@ -185,6 +187,18 @@ func TestHostileClientText(t *testing.T) {
 			want := map[string]string{"email": cleaned, cleaned: "v"}
 			if got := evs[0]; got.IP != cleaned || got.UserAgent != cleaned || !maps.Equal(got.Details, want) {
 				t.Errorf("stored event %+v; want IP, UserAgent %q and details %q", got, cleaned, want)
+			}
+			c := &store.WebAuthnCredential{ID: "wac_1", UserID: "u1", CredentialID: []byte{1}, PublicKey: []byte{2},
+				AAGUID: make([]byte, 16), Transports: []string{"usb", hostile}, CreatedAt: now}
+			if err := db.WebAuthn().CreateWebAuthnCredential(ctx, c); err != nil {
+				t.Fatalf("CreateWebAuthnCredential: %v", err)
+			}
+			got, err := db.WebAuthn().WebAuthnCredentialByCredentialID(ctx, c.CredentialID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"usb", cleaned}; !slices.Equal(got.Transports, want) {
+				t.Errorf("stored transports %q; want %q", got.Transports, want)
 			}
 		})
 	}

@@ -36,6 +36,7 @@ var raceTests = []storeTest{
 	{"ConcurrentUseRecoveryCode", testConcurrentUseRecoveryCode},
 	{"ConcurrentReplaceRecoveryCodes", testConcurrentReplaceRecoveryCodes},
 	{"ConcurrentPutPendingAndConfirmTOTP", testConcurrentPutPendingAndConfirmTOTP},
+	{"ConcurrentUseWebAuthnCredential", testConcurrentUseWebAuthnCredential},
 	{"Hammer", testHammer},
 }
 
@@ -166,23 +167,31 @@ func testConcurrentRotateSameSession(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("u1"))
 	orig := mustCreateSession(t, s, newSession("s1", "u1"))
 	hash := func(i int) []byte { return tokenHash(fmt.Sprintf("rotated-%02d", i)) }
+	authTime := func(i int) time.Time { return base.Add(time.Duration(i+1) * time.Second) }
+	amr := func(i int) []string { return []string{"pwd", fmt.Sprintf("r%02d", i)} }
 	errs := make([]error, racers)
 	concurrently(racers, func(i int) {
-		errs[i] = s.Sessions().RotateSessionToken(t.Context(), "s1", hash(i), base)
+		errs[i] = s.Sessions().RotateSessionToken(t.Context(), "s1", hash(i), authTime(i), 2+i, amr(i))
 	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("racer %d: %v", i, err)
 		}
 	}
-	// The last writer wins; exactly its hash, and no other, finds s1.
-	stored := mustSession(t, s, "s1").TokenHash
+	// The last writer wins; exactly its hash, and no other, finds s1, and
+	// the session holds that writer's proof, whole.
+	got := mustSession(t, s, "s1")
 	found := 0
 	for i := range racers {
 		ss, err := s.Sessions().SessionByTokenHash(t.Context(), hash(i))
 		switch {
-		case err == nil && ss.ID == "s1" && bytes.Equal(hash(i), stored):
+		case err == nil && ss.ID == "s1" && bytes.Equal(hash(i), got.TokenHash):
 			found++
+			want := wantSession(orig)
+			want.TokenHash, want.AuthTime, want.AAL, want.AMR = hash(i), norm(authTime(i)), 2+i, amr(i)
+			if d := diff(want, got); d != "" {
+				t.Errorf("session after the race is not racer %d's rotation (-want +got):\n%s", i, d)
+			}
 		case !errors.Is(err, store.ErrNotFound):
 			t.Errorf("SessionByTokenHash(hash %d) = %v, %v; want only the stored hash to resolve", i, ss, err)
 		}
@@ -643,6 +652,50 @@ func testConcurrentPutPendingAndConfirmTOTP(t *testing.T, s store.Store) {
 	}
 }
 
+// testConcurrentUseWebAuthnCredential records assertions made from one
+// counter value from many goroutines, directly and in transactions as the
+// sign-in handler does (record the use and, only if that won, the
+// sign-in), each with a count of its own: exactly one is accepted, and
+// the credential holds its count, backup state and time.
+func testConcurrentUseWebAuthnCredential(t *testing.T, s store.Store) {
+	mustCreateUser(t, s, newUser("u1"))
+	c := newWebAuthnCredential("wac_1", "u1")
+	c.SignCount = 10
+	mustCreateWebAuthnCredential(t, s, c)
+	count := func(i int) uint32 { return uint32(11 + i) }
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	errs := make([]error, racers)
+	concurrently(racers, func(i int) {
+		if i%2 == 0 {
+			errs[i] = s.WebAuthn().UseWebAuthnCredential(t.Context(), c.ID, 10, count(i), i%4 == 0, at(i))
+			return
+		}
+		errs[i] = s.InTx(t.Context(), func(tx store.Tx) error {
+			if err := tx.WebAuthn().UseWebAuthnCredential(t.Context(), c.ID, 10, count(i), i%4 == 1, at(i)); err != nil {
+				return err
+			}
+			return tx.Audit().AppendEvent(t.Context(), &store.Event{Type: "signin", UserID: "u1", At: at(i),
+				Details: map[string]string{"racer": fmt.Sprint(i)}})
+		})
+	})
+	w := oneWinner(t, errs, store.ErrConflict)
+	want := *c
+	usedAt := at(w)
+	want.SignCount, want.BackupState, want.LastUsedAt = count(w), w%4 < 2, &usedAt
+	if d := diff(wantWebAuthnCredential(&want), mustWebAuthnCredential(t, s, c.CredentialID)); d != "" {
+		t.Errorf("stored credential is not the winner's (%d) (-want +got):\n%s", w, d)
+	}
+	evs, err := s.Audit().ListUserEvents(t.Context(), "u1", 0, racers+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w%2 == 1 && (len(evs) != 1 || evs[0].Details["racer"] != fmt.Sprint(w)) {
+		t.Errorf("events = %v, want only the winner's (%d)", evs, w)
+	} else if w%2 == 0 && len(evs) != 0 {
+		t.Errorf("events = %v, want none (the winner, %d, recorded the use directly)", evs, w)
+	}
+}
+
 // hammerSession is a session one hammer worker created; only that worker
 // rotates it, so its final token hash is known.
 type hammerSession struct {
@@ -755,7 +808,7 @@ func testHammer(t *testing.T, s store.Store) {
 				}
 				o := mine[rng.IntN(len(mine))]
 				h := tokenHash(fmt.Sprintf("%s-rotated-%d", o.id, op))
-				switch err := s.Sessions().RotateSessionToken(ctx, o.id, h, at); {
+				switch err := s.Sessions().RotateSessionToken(ctx, o.id, h, at, 2, []string{"pwd", "otp", "mfa"}); {
 				case err == nil:
 					o.oldHashes, o.hash = append(o.oldHashes, o.hash), h
 				case errors.Is(err, store.ErrNotFound):

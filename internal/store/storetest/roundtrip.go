@@ -102,6 +102,14 @@ func testAMRRoundTrip(t *testing.T, s store.Store) {
 					t.Errorf("AMR = %q, want %q", got.AMR, amr)
 				}
 			}
+			// A rotation stores it the same way.
+			rotated := mustCreateSession(t, s, newSession(ss.ID+"-rotated", "u1"))
+			if err := s.Sessions().RotateSessionToken(t.Context(), rotated.ID, tokenHash(rotated.ID+"-new"), base, 2, amr); err != nil {
+				t.Fatalf("RotateSessionToken: %v", err)
+			}
+			if got := mustSession(t, s, rotated.ID); !slices.Equal(got.AMR, amr) {
+				t.Errorf("AMR after RotateSessionToken = %q, want %q", got.AMR, amr)
+			}
 		})
 	}
 }
@@ -130,7 +138,7 @@ func testSessionKindRoundTrip(t *testing.T, s store.Store) {
 			if err := s.Sessions().TouchSession(t.Context(), ss.ID, base, "192.0.2.1", "ua"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, tokenHash(fmt.Sprintf("rotated-%d", i)), base); err != nil {
+			if err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, tokenHash(fmt.Sprintf("rotated-%d", i)), base, 2, []string{"pwd", "otp"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Sessions().RevokeSession(t.Context(), ss.ID, base, "logout"); err != nil {
@@ -222,7 +230,7 @@ func testErrorsOmitHashes(t *testing.T, s store.Store) {
 		{"CreateSession conflict", s.Sessions().CreateSession(t.Context(), dupSession)},
 		// A token hash identifies one session: rotating onto a hash in
 		// use must fail.
-		{"RotateSessionToken onto a hash in use", s.Sessions().RotateSessionToken(t.Context(), "s1", other.TokenHash, base)},
+		{"RotateSessionToken onto a hash in use", s.Sessions().RotateSessionToken(t.Context(), "s1", other.TokenHash, base, 1, []string{"pwd"})},
 		{"CreateRefreshToken conflict", s.RefreshTokens().CreateRefreshToken(t.Context(), dupRefresh)},
 		{"CreateSigningKey conflict", s.SigningKeys().CreateSigningKey(t.Context(), dupKey)},
 	} {

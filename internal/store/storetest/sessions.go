@@ -114,7 +114,7 @@ func testSessionsNotFound(t *testing.T, s store.Store) {
 			return s.Sessions().TouchSession(t.Context(), "missing", base, "192.0.2.1", "ua")
 		}},
 		{"RotateSessionToken", func() error {
-			return s.Sessions().RotateSessionToken(t.Context(), "missing", tokenHash("new"), base)
+			return s.Sessions().RotateSessionToken(t.Context(), "missing", tokenHash("new"), base, 1, []string{"pwd"})
 		}},
 		{"RevokeSession", func() error {
 			_, err := s.Sessions().RevokeSession(t.Context(), "missing", base, "logout")
@@ -213,31 +213,45 @@ func testTouchSession(t *testing.T, s store.Store) {
 func testRotateSessionToken(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("u1"))
 	authTime := base.Add(7*time.Minute + 1)
-	t.Run("active session", func(t *testing.T) {
-		ss := mustCreateSession(t, s, newSession("s-active", "u1"))
-		newHash := tokenHash("rotated")
-		if err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, newHash, authTime); err != nil {
-			t.Fatalf("RotateSessionToken: %v", err)
-		}
-		_, err := s.Sessions().SessionByTokenHash(t.Context(), ss.TokenHash)
-		wantErr(t, "SessionByTokenHash(old hash)", err, store.ErrNotFound)
-		got, err := s.Sessions().SessionByTokenHash(t.Context(), newHash)
-		if err != nil {
-			t.Fatalf("SessionByTokenHash(new hash): %v", err)
-		}
-		want := wantSession(ss)
-		want.TokenHash, want.AuthTime = newHash, norm(authTime)
-		if d := diff(want, got); d != "" {
-			t.Errorf("rotated session (-want +got):\n%s", d)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		aal  int
+		amr  []string
+	}{
+		{"step-up raises the assurance", 2, []string{"pwd", "otp", "mfa"}},
+		{"same assurance", 1, []string{"pwd"}},
+		{"another method", 1, []string{"hwk", "user"}},
+		{"no methods", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := mustCreateSession(t, s, newSession("s-"+tc.name, "u1"))
+			newHash := tokenHash("rotated-" + tc.name)
+			if err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, newHash, authTime, tc.aal, tc.amr); err != nil {
+				t.Fatalf("RotateSessionToken: %v", err)
+			}
+			_, err := s.Sessions().SessionByTokenHash(t.Context(), ss.TokenHash)
+			wantErr(t, "SessionByTokenHash(old hash)", err, store.ErrNotFound)
+			got, err := s.Sessions().SessionByTokenHash(t.Context(), newHash)
+			if err != nil {
+				t.Fatalf("SessionByTokenHash(new hash): %v", err)
+			}
+			want := wantSession(ss)
+			want.TokenHash, want.AuthTime, want.AAL, want.AMR = newHash, norm(authTime), tc.aal, tc.amr
+			if d := diff(want, got); d != "" {
+				t.Errorf("rotated session (-want +got):\n%s", d)
+			}
+			if d := diff(want, mustSession(t, s, ss.ID)); d != "" {
+				t.Errorf("rotated session by id (-want +got):\n%s", d)
+			}
+		})
+	}
 	t.Run("revoked session", func(t *testing.T) {
 		ss := mustCreateSession(t, s, newSession("s-revoked", "u1"))
 		if _, err := s.Sessions().RevokeSession(t.Context(), ss.ID, base, "logout"); err != nil {
 			t.Fatal(err)
 		}
 		want := mustSession(t, s, ss.ID)
-		err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, tokenHash("rotated-revoked"), authTime)
+		err := s.Sessions().RotateSessionToken(t.Context(), ss.ID, tokenHash("rotated-revoked"), authTime, 2, []string{"pwd", "otp", "mfa"})
 		wantErr(t, "RotateSessionToken", err, store.ErrNotFound)
 		_, err = s.Sessions().SessionByTokenHash(t.Context(), tokenHash("rotated-revoked"))
 		wantErr(t, "SessionByTokenHash(refused hash)", err, store.ErrNotFound)

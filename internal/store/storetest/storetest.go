@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKeys", signingKeysTests},
 		{"Verifications", verificationsTests},
 		{"MFA", mfaTests},
+		{"WebAuthn", webAuthnTests},
 		{"Audit", auditTests},
 		{"Tx", txTests},
 		{"RoundTrip", roundTripTests},

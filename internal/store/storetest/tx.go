@@ -21,17 +21,20 @@ func testTxCommit(t *testing.T, s store.Store) {
 	ss.Kind = store.SessionToken
 	e := newEvent("signup", "u1", 1)
 	rt, k := newRefreshToken("rt1", "s1"), newSigningKey("k1", base)
+	wac := newWebAuthnCredential("wac_1", "u1")
 	err := s.InTx(t.Context(), func(tx store.Tx) error {
 		mustCreateUser(t, tx, u)
 		mustCreateSession(t, tx, ss)
 		mustAppend(t, tx, e)
 		mustCreateRefreshToken(t, tx, rt)
 		mustCreateSigningKey(t, tx, k)
+		mustCreateWebAuthnCredential(t, tx, wac)
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("InTx: %v", err)
 	}
+	wantStoredWebAuthn(t, s, "u1", wac)
 	if d := diff(wantRefreshToken(rt), mustRefreshToken(t, s, rt.Hash)); d != "" {
 		t.Errorf("refresh token after commit (-want +got):\n%s", d)
 	}
@@ -107,6 +110,7 @@ func testTxRollback(t *testing.T, s store.Store) {
 	mustCreateUser(t, s, newUser("existing"))
 	mustCreateSession(t, s, newSession("s-existing", "existing"))
 	mustCreateRefreshToken(t, s, newRefreshToken("rt-existing", "s-existing"))
+	mustCreateWebAuthnCredential(t, s, newWebAuthnCredential("wac-existing", "existing"))
 	for _, tc := range []struct {
 		name string
 		// fn writes through tx and then fails; check inspects InTx's
@@ -153,6 +157,10 @@ func testTxRollback(t *testing.T, s store.Store) {
 					if err := tx.RefreshTokens().MarkRefreshTokenUsed(t.Context(), "rt-existing", base, "fp", []byte("sealed")); err != nil {
 						t.Errorf("MarkRefreshTokenUsed: %v", err)
 					}
+					mustCreateWebAuthnCredential(t, tx, newWebAuthnCredential("wac_1", "u1"))
+					if err := tx.WebAuthn().UseWebAuthnCredential(t.Context(), "wac-existing", 0, 1, false, base); err != nil {
+						t.Errorf("UseWebAuthnCredential: %v", err)
+					}
 					return tc.fn(t, tx)
 				})
 				return nil
@@ -198,6 +206,9 @@ func assertRolledBack(t *testing.T, s store.Store) {
 	if ks := mustListSigningKeys(t, s); len(ks) != 0 {
 		t.Errorf("ListSigningKeys after rollback = %d keys, want none", len(ks))
 	}
+	_, err = s.WebAuthn().WebAuthnCredentialByCredentialID(t.Context(), newWebAuthnCredential("wac_1", "u1").CredentialID)
+	wantErr(t, "WebAuthnCredentialByCredentialID after rollback", err, store.ErrNotFound)
+	wantStoredWebAuthn(t, s, "existing", newWebAuthnCredential("wac-existing", "existing"))
 	err = s.InTx(t.Context(), func(tx store.Tx) error {
 		return tx.Sessions().TouchSession(t.Context(), "s-existing", base.Add(time.Second), "192.0.2.1", "ua")
 	})
