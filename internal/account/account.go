@@ -404,7 +404,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	if err := d.Check(); err != nil {
 		return err
 	}
-	if err := h.Sessions.RequireFresh(p); err != nil {
+	if err := h.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()

@@ -275,6 +275,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	})
 	accounts.MFA = factors
 	keys.Factors = factors
+	s.Sessions.SetAssurance(factors)
 	go s.purgeVerifications(runCtx)
 	pages, err := ui.New(cfg.ProductName)
 	if err != nil {

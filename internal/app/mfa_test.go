@@ -916,3 +916,55 @@ func TestMFAChangesAreAnnounced(t *testing.T) {
 		t.Fatalf("after removal: %q\n%s", m.Subject, m.Text)
 	}
 }
+
+// TestAttackAAL1SessionRefusedWhereAAL2Required: once an account has a
+// second factor, its sensitive actions need a recent proof at AAL2. A
+// session from before the factor, refreshed with the password alone, is
+// refused with the level and age it needs, until it steps up with the
+// factor. The session that enrolled the factor keeps its level until its
+// sign-in ages out.
+func TestAttackAAL1SessionRefusedWhereAAL2Required(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, nil)
+		const email = "aal2@example.com"
+		old := h.newUser(email) // AAL1: ["pwd"]
+		h.clock.Advance(time.Second)
+		secret, _ := mfEnrol(t, h, old)
+		// The enrolling session: its proof predates the factor.
+		mustStatus(t, old.do("POST", "/v1/mfa/recovery-codes", nil), http.StatusOK)
+
+		h.clock.Advance(11 * time.Minute)
+		mustStatus(t, old.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword}), http.StatusOK)
+		for _, req := range []struct{ method, path string }{
+			{"DELETE", "/v1/mfa/totp"},
+			{"POST", "/v1/mfa/recovery-codes"},
+			{"POST", "/v1/sessions/revoke-others"},
+			{"POST", "/v1/webauthn/register/begin"},
+		} {
+			var body any
+			if req.method == "POST" {
+				body = map[string]any{}
+			}
+			r := old.do(req.method, req.path, body)
+			siProblem(t, r, http.StatusForbidden, "reauthentication_required")
+			if m := r.json(t); m["aal"] != float64(2) || m["max_age"] != float64(600) {
+				t.Errorf("%s %s: %s", req.method, req.path, r.body)
+			}
+		}
+		r := old.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": "an entirely new passphrase"})
+		siProblem(t, r, http.StatusForbidden, "reauthentication_required")
+
+		// Step-up with the app: ["pwd","otp","mfa"], AAL2.
+		r = old.do("POST", "/v1/reauthenticate", map[string]string{"code": mfNextCode(t, h, secret)})
+		mustStatus(t, r, http.StatusOK)
+		if s := siSession(t, r); s["aal"] != float64(2) || !slices.Equal(siStrings(s["amr"]), []string{"pwd", "otp", "mfa"}) {
+			t.Fatalf("after the app step-up: %s", r.body)
+		}
+		mustStatus(t, old.do("POST", "/v1/mfa/recovery-codes", nil), http.StatusOK)
+
+		// A session that signed in with both factors is AAL2 from the start.
+		h.clock.Advance(time.Minute)
+		both := mfSignIn(t, h, email, goodPassword, secret)
+		mustStatus(t, both.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+	})
+}

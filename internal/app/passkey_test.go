@@ -157,11 +157,19 @@ func TestPasskeyRegisterListRenameDelete(t *testing.T) {
 		siProblem(t, other.do("PATCH", path, map[string]string{"name": "mine"}), http.StatusNotFound, "not_found")
 		siProblem(t, other.do("DELETE", path, nil), http.StatusNotFound, "not_found")
 
-		// Removing needs a recent sign-in; the last factor takes the
-		// recovery codes with it.
+		// Removing needs a recent sign-in at AAL2 (the account has second
+		// factors): the password alone is not enough. The last factor
+		// takes the recovery codes with it.
 		h.clock.Advance(11 * time.Minute)
 		siProblem(t, c.do("DELETE", path, nil), http.StatusForbidden, "reauthentication_required")
 		mustStatus(t, c.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword}), http.StatusOK)
+		r = c.do("DELETE", path, nil)
+		siProblem(t, r, http.StatusForbidden, "reauthentication_required")
+		if m := r.json(t); m["aal"] != float64(2) || m["max_age"] != float64(600) {
+			t.Errorf("the refusal names the level and age it needs: %s", r.body)
+		}
+		ceremony, cred := pkAssert(t, c, phone, map[string]string{"purpose": "reauthenticate"})
+		mustStatus(t, c.do("POST", "/v1/reauthenticate", map[string]any{"ceremony": ceremony, "credential": cred}), http.StatusOK)
 		mustStatus(t, c.do("DELETE", path, nil), http.StatusNoContent)
 		if _, left := mfStatus(t, c); left != 10 {
 			t.Errorf("recovery codes after removing one of two keys: %d", left)

@@ -124,6 +124,49 @@ func (s *Service) Required(ctx context.Context, userID string) (bool, error) {
 	return len(methods) > 0, err
 }
 
+// RequiredAAL implements session.Assurance: a sensitive action of an
+// account with a second factor needs AAL2 — unless the factor arrived
+// after the session's last proof (the session that enrolled it keeps its
+// level until its sign-in ages out), or the account has no password, with
+// which alone an app code could reach AAL2 (a link or e-mailed code is no
+// authenticator; such an account is judged by the freshness of its
+// sign-in).
+func (s *Service) RequiredAAL(ctx context.Context, userID string, authTime time.Time) (int, error) {
+	since, ok, err := s.factorSince(ctx, userID)
+	if err != nil || !ok || !since.Before(authTime) {
+		return 1, err
+	}
+	u, err := s.DB.Users().UserByID(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("mfa: user: %w", err)
+	}
+	if u.PasswordHash == "" {
+		return 1, nil
+	}
+	return 2, nil
+}
+
+// factorSince returns when the user's oldest second factor arrived (the
+// app's confirmation, a key's registration); ok is false without one.
+func (s *Service) factorSince(ctx context.Context, userID string) (time.Time, bool, error) {
+	var since time.Time
+	f, err := s.DB.MFA().TOTPByUser(ctx, userID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return since, false, fmt.Errorf("mfa: factor: %w", err)
+	}
+	if err == nil && f.ConfirmedAt != nil {
+		since = *f.ConfirmedAt
+	}
+	keys, err := s.DB.WebAuthn().WebAuthnCredentialsByUser(ctx, userID)
+	if err != nil {
+		return since, false, fmt.Errorf("mfa: keys: %w", err)
+	}
+	if len(keys) > 0 && (since.IsZero() || keys[0].CreatedAt.Before(since)) {
+		since = keys[0].CreatedAt
+	}
+	return since, !since.IsZero(), nil
+}
+
 // methods lists the user's second factors by the names the challenge
 // gives them: "totp" (a confirmed app), "webauthn" (a key) and, with
 // either, "recovery_code". None means the user has no second factor.
@@ -495,7 +538,7 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, p *session.Prin
 // beginTOTP serves POST /v1/mfa/totp: a new secret, pending until
 // confirmed, with its otpauth:// URI and a QR code.
 func (s *Service) beginTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -598,7 +641,7 @@ func (s *Service) changed(r *http.Request, userID, change string) {
 // deleteTOTP serves DELETE /v1/mfa/totp (recent sign-in required): the
 // factor and its recovery codes go.
 func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -633,7 +676,7 @@ func (s *Service) deleteTOTP(w http.ResponseWriter, r *http.Request, p *session.
 // regenerate serves POST /v1/mfa/recovery-codes (recent sign-in required):
 // a new set; the old one stops working.
 func (s *Service) regenerate(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()

@@ -264,7 +264,7 @@ func (s *Service) beginRegistration(w http.ResponseWriter, r *http.Request, p *s
 	default:
 		return problem.InvalidField.WithDetail("Field \"type\" must be \"passkey\" or \"security_key\".").With("field", "type")
 	}
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	wu, _, err := s.loadUser(r.Context(), p.User.ID)
@@ -305,7 +305,7 @@ func (s *Service) finishRegistration(w http.ResponseWriter, r *http.Request, p *
 	if err != nil {
 		return err
 	}
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -820,7 +820,7 @@ func (s *Service) rename(w http.ResponseWriter, r *http.Request, p *session.Prin
 // required). Removing the account's last second factor removes its
 // recovery codes too.
 func (s *Service) remove(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()

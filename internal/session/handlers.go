@@ -220,7 +220,7 @@ func (m *Manager) revokeOne(w http.ResponseWriter, r *http.Request, p *Principal
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	if err := m.RequireFresh(p); err != nil {
+	if err := m.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	s, err := m.db.Sessions().SessionByID(r.Context(), sid)
@@ -261,7 +261,7 @@ func (m *Manager) revoke(r *http.Request, p *Principal, sid, reason, eventType s
 
 // revokeOthers is "log out of all other devices".
 func (m *Manager) revokeOthers(w http.ResponseWriter, r *http.Request, p *Principal) error {
-	if err := m.RequireFresh(p); err != nil {
+	if err := m.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()

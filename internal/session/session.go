@@ -95,7 +95,21 @@ type Manager struct {
 	cache  *cache
 	// resync runs after the bus may have lost messages.
 	resync func()
+	// assurance is the AAL a sensitive action needs (package mfa); nil
+	// asks for a recent sign-in only.
+	assurance Assurance
 }
+
+// Assurance judges what a sensitive action needs of a session.
+type Assurance interface {
+	// RequiredAAL is the AAL a session of userID whose last proof of a
+	// credential was at authTime must have for a sensitive action.
+	RequiredAAL(ctx context.Context, userID string, authTime time.Time) (int, error)
+}
+
+// SetAssurance installs the step-up policy (package mfa, built after the
+// manager).
+func (m *Manager) SetAssurance(a Assurance) { m.assurance = a }
 
 // NewManager returns a Manager.
 func NewManager(cfg Config, d Deps) *Manager {
@@ -191,13 +205,29 @@ func Require(h func(w http.ResponseWriter, r *http.Request, p *Principal) error)
 	}
 }
 
-// RequireFresh refuses with reauthentication_required unless the session's
-// last proof of a credential is within ReauthMaxAge.
-func (m *Manager) RequireFresh(p *Principal) error {
-	if m.Now().Sub(p.Session.AuthTime) <= m.cfg.ReauthMaxAge {
+// RequireFresh guards a sensitive action: it refuses with 403
+// reauthentication_required unless the session's last proof of a
+// credential is within ReauthMaxAge and the session's AAL is the one the
+// action needs (AAL2 for an account with a second factor, see
+// mfa.Service.RequiredAAL). The problem carries both: "max_age" (seconds)
+// and "aal".
+func (m *Manager) RequireFresh(ctx context.Context, p *Principal) error {
+	need := 1
+	if m.assurance != nil {
+		var err error
+		if need, err = m.assurance.RequiredAAL(ctx, p.User.ID, p.Session.AuthTime); err != nil {
+			return err
+		}
+	}
+	short := max(p.Session.AAL, 1) < need
+	if m.Now().Sub(p.Session.AuthTime) <= m.cfg.ReauthMaxAge && !short {
 		return nil
 	}
-	return problem.ReauthRequired.With("max_age", int(m.cfg.ReauthMaxAge/time.Second))
+	pr := problem.ReauthRequired.With("max_age", int(m.cfg.ReauthMaxAge/time.Second)).With("aal", need)
+	if short {
+		pr = pr.WithDetail("This action needs a recent sign-in with your second factor. Re-authenticate with an app code or a passkey.")
+	}
+	return pr
 }
 
 // New builds a fresh session record for userID with a new random id and

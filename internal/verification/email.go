@@ -268,7 +268,7 @@ func (s *Service) changeEmail(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return problem.InvalidEmail.With("field", "new_email")
 	}
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()

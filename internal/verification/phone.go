@@ -29,7 +29,7 @@ func (s *Service) addPhone(w http.ResponseWriter, r *http.Request, p *session.Pr
 	if err != nil {
 		return err
 	}
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	if p, err = s.Sessions.Load(r.Context(), p); err != nil {
@@ -106,7 +106,7 @@ func (s *Service) verifyPhone(w http.ResponseWriter, r *http.Request, p *session
 // removePhone serves DELETE /v1/phone (recent sign-in required); codes in
 // flight to the number die with it.
 func (s *Service) removePhone(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
-	if err := s.Sessions.RequireFresh(p); err != nil {
+	if err := s.Sessions.RequireFresh(r.Context(), p); err != nil {
 		return err
 	}
 	ctx := r.Context()
