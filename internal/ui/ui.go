@@ -1,9 +1,20 @@
-// Package ui owns the hosted pages that e-mailed links land on — e-mail
-// verification, password reset, magic-link sign-in and the reset request —
-// and their static assets. The pages hold no secrets and no logic of their
-// own: they read the link's secret from the URL fragment (which browsers
-// never send to a server), drop it from the address bar, and post it to
-// the JSON API when the user confirms. A GET never spends anything.
+// Package ui owns the hosted pages and their static assets: the pages that
+// e-mailed links land on — e-mail verification, password reset, magic-link
+// sign-in and the reset request — plus sign-in (password, passkey from the
+// browser's dialog or the e-mail field's autofill, and the second step of a
+// challenged sign-in: an app code, a security key or a recovery code) and
+// the signed-in user's passkeys and security keys (add, rename, remove,
+// with step-up by password or passkey when the API asks for a recent
+// sign-in).
+//
+// The pages hold no secrets and no logic of their own: one script
+// (assets/ui.js, picked by the body's data-page) talks to the JSON API on
+// the same origin, and WebAuthn options and credentials pass through the
+// browser's own JSON forms. A link page reads the link's secret from the
+// URL fragment (which browsers never send to a server), drops it from the
+// address bar, and posts it when the user confirms: a GET never spends
+// anything. The passkey pages must be opened at the server's public URL,
+// whose origin and host are the WebAuthn origin and relying party.
 package ui
 
 import (
@@ -25,7 +36,7 @@ var assetFS embed.FS
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Pages are the hosted pages' names: /ui/<name>.
-var Pages = []string{"verify-email", "reset-password", "magic-link", "recovery"}
+var Pages = []string{"verify-email", "reset-password", "magic-link", "recovery", "sign-in", "passkeys"}
 
 // Handler serves the pages and assets.
 type Handler struct {
