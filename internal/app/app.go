@@ -228,6 +228,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
 		verification.ClassCodeAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 		mfa.ClassMFAAccount:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		passkey.ClassCeremonyIP:       {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
 	}, s.eph, local, log)
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)
@@ -260,7 +261,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	accounts.Notify = verifications
 	rpID, origins := cfg.WebAuthn()
 	keys, err := passkey.New(passkey.Config{RPID: rpID, RPName: cfg.ProductName, Origins: origins}, passkey.Deps{
-		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Log: log,
+		DB: db, Eph: s.eph, Accounts: accounts, Sessions: s.Sessions, Throttle: thr, Log: log,
 	})
 	if err != nil {
 		return nil, err

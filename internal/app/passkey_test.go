@@ -516,3 +516,21 @@ func TestPasskeyBadInput(t *testing.T) {
 		siProblem(t, r, tc.status, tc.code)
 	}
 }
+
+// TestAttackPasskeyBeginFloodThrottled: ceremonies begun without a session
+// hold ephemeral state, so they are counted per client IP.
+func TestAttackPasskeyBeginFloodThrottled(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) {
+		c.PublicURL = localhostURL
+		c.LoginAttemptsPerIP = 3
+	})
+	c := h.client()
+	for range 3 {
+		pkBegin(t, c, "/v1/webauthn/login/begin", map[string]any{})
+	}
+	r := c.do("POST", "/v1/webauthn/login/begin", map[string]any{})
+	siProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // CeremonyTTL is how long a begun ceremony waits for its finish.
@@ -41,6 +42,11 @@ const CeremonyTTL = 5 * time.Minute
 
 // ceremonyPrefix marks ceremony handles ("ghw_…").
 const ceremonyPrefix = "ghw"
+
+// ClassCeremonyIP counts the ceremonies begun without a session, per
+// client IP: each one holds a few hundred bytes of the ephemeral store
+// for five minutes.
+const ClassCeremonyIP = "webauthn_ip"
 
 // maxNameLen bounds a credential's name (in characters).
 const maxNameLen = 64
@@ -91,6 +97,7 @@ type Deps struct {
 	Eph      ephemeral.Store
 	Accounts *account.Handler
 	Sessions *session.Manager
+	Throttle account.Throttler
 	// Factors is set once package mfa's service exists.
 	Factors SecondStep
 	Log     *slog.Logger
@@ -452,6 +459,11 @@ func (s *Service) beginLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if req.Purpose != purposeStepUp {
+		if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassCeremonyIP, ID: throttle.IPKey(httpx.ClientIP(r))}); d.Wait > 0 {
+			return problem.RateLimited.WithRetryAfter(d.Wait)
+		}
+	}
 	uv := webauthn.WithUserVerification(protocol.VerificationPreferred)
 	switch {
 	case req.Challenge != "" && req.Purpose != "":
