@@ -729,3 +729,33 @@ func hashProblem(err error) error {
 	}
 	return fmt.Errorf("account: password hashing: %w", err)
 }
+
+// errSessionEnded: the session that asked was revoked meanwhile.
+var errSessionEnded = errors.New("account: the session ended meanwhile")
+
+// GuardEnrolment is the part of enrolling a second factor that protects
+// the account, run inside the enrolment's transaction. It asserts that u's
+// password is still the one loaded, locking the user row until commit, and
+// that the enrolling session is still live after that lock: a claim of
+// the account or the undo of a change of address (which clear the password,
+// revoke the sessions and remove second factors) then either commits
+// first and fails the enrolment, or waits and removes what it enrolled.
+// For the account's first second factor it revokes every other session —
+// they signed in without it — and returns their ids, to announce after
+// commit. store.ErrConflict means the account changed meanwhile.
+func GuardEnrolment(ctx context.Context, tx store.Tx, u *store.User, sessionID string, first bool, now time.Time) ([]string, error) {
+	if err := tx.Users().SetPasswordHash(ctx, u.ID, u.PasswordHash, u.PasswordHash, now); err != nil {
+		return nil, err
+	}
+	s, err := tx.Sessions().SessionByID(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if s.RevokedAt != nil {
+		return nil, fmt.Errorf("%w: %w", errSessionEnded, store.ErrConflict)
+	}
+	if !first {
+		return nil, nil
+	}
+	return tx.Sessions().RevokeUserSessions(ctx, u.ID, sessionID, now, session.ReasonSecondFactor)
+}

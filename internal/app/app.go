@@ -228,7 +228,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
 		verification.ClassCodeAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 		mfa.ClassMFAAccount:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
-		passkey.ClassCeremonyIP:       {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
+		// Three times the sign-in budget: the hosted sign-in page begins
+		// a ceremony per load and renews it every five minutes.
+		passkey.ClassCeremonyIP: {Limit: 3 * cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
 	}, s.eph, local, log)
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)

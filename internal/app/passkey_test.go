@@ -525,12 +525,114 @@ func TestAttackPasskeyBeginFloodThrottled(t *testing.T) {
 		c.LoginAttemptsPerIP = 3
 	})
 	c := h.client()
-	for range 3 {
+	for range 3 * 3 { // three times the sign-in budget
 		pkBegin(t, c, "/v1/webauthn/login/begin", map[string]any{})
 	}
 	r := c.do("POST", "/v1/webauthn/login/begin", map[string]any{})
 	siProblem(t, r, http.StatusTooManyRequests, "rate_limited")
 	if r.header.Get("Retry-After") == "" {
 		t.Error("no Retry-After")
+	}
+}
+
+// TestAttackPreHijackerPasskeyRemovedByReset: a squatter who signed up with
+// the victim's address (not verified) and registered a passkey loses it
+// when the owner resets the password from the mailbox: the reset claims the
+// unverified account.
+func TestAttackPreHijackerPasskeyRemovedByReset(t *testing.T) {
+	h := pkHarness(t, "sqlite")
+	const email = "prehijacked@example.com"
+	squatter := h.newUser(email)
+	key := pkAuthenticator(h)
+	pkMustRegister(t, squatter, key, "passkey")
+
+	token := vfRequestReset(t, h, email)
+	mustStatus(t, vfCompleteReset(h, token, "the owner's own new passphrase"), http.StatusOK)
+
+	c, r := pkPasswordless(t, h, key)
+	siProblem(t, r, http.StatusUnauthorized, "passkey_refused")
+	if c.cookie != nil {
+		t.Fatal("the squatter's passkey signed in after the owner's reset")
+	}
+	// The owner signs in with the new password alone: the squatter's
+	// factors are gone.
+	owner := h.client()
+	mfMustSession(t, owner, owner.login(email, "the owner's own new passphrase"), 1, []string{"pwd"})
+}
+
+// TestAttackSessionsBeforeFirstFactorRevoked: turning on the first second
+// factor ends every other session, which signed in without it (an
+// intruder's among them); the enrolling session stays.
+func TestAttackSessionsBeforeFirstFactorRevoked(t *testing.T) {
+	for _, factor := range []string{"app", "passkey"} {
+		t.Run(factor, func(t *testing.T) {
+			h := pkHarness(t, "sqlite")
+			const email = "first-factor@example.com"
+			owner := h.newUser(email)
+			intruder := h.client()
+			mustStatus(t, intruder.login(email, goodPassword), http.StatusOK)
+			key := pkAuthenticator(h)
+			switch factor {
+			case "app":
+				mfEnrol(t, h, owner)
+			default:
+				pkMustRegister(t, owner, key, "passkey")
+			}
+			siProblem(t, intruder.do("GET", "/v1/me", nil), http.StatusUnauthorized, "unauthenticated")
+			mustStatus(t, owner.do("GET", "/v1/me", nil), http.StatusOK)
+			if got := siSessionIDs(t, owner); len(got) != 1 {
+				t.Errorf("sessions left: %v", got)
+			}
+			events := siEvents(siActivity(t, owner), map[string]string{"app": "mfa.totp_enabled", "passkey": "webauthn.registered"}[factor])
+			if len(events) != 1 || events[0].Details["revoked_sessions"] != "1" {
+				t.Errorf("enrolment event: %v", events)
+			}
+		})
+	}
+}
+
+// TestAttackSecurityKeyCannotSignInAlone: a credential registered as a
+// security key is a second factor only, even if the authenticator keeps
+// it resident and answers a passwordless request.
+func TestAttackSecurityKeyCannotSignInAlone(t *testing.T) {
+	h := pkHarness(t, "sqlite")
+	owner := h.newUser("key-only@example.com")
+	key := pkAuthenticator(h)
+	pkMustRegister(t, owner, key, "security_key")
+	c, r := pkPasswordless(t, h, key)
+	siProblem(t, r, http.StatusUnauthorized, "passkey_refused")
+	if c.cookie != nil {
+		t.Fatal("a security key signed in alone")
+	}
+}
+
+// TestPasskeyCredentialLimit: an account holds at most
+// passkey.MaxCredentials credentials.
+func TestPasskeyCredentialLimit(t *testing.T) {
+	h := pkHarness(t, "sqlite")
+	c := h.newUser("many@example.com")
+	for range 20 {
+		pkMustRegister(t, c, pkAuthenticator(h), "security_key")
+	}
+	siProblem(t, c.do("POST", "/v1/webauthn/register/begin", map[string]string{"type": "passkey"}), http.StatusConflict, "conflict")
+}
+
+// TestAttackEmailedCodeIsNoFactor: an e-mailed code proves the mailbox,
+// which is no authenticator: a password step-up on its session is one
+// factor, AAL1, not a password plus an OTP.
+func TestAttackEmailedCodeIsNoFactor(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	const email = "mailbox@example.com"
+	h.newUser(email)
+	box := siMails(h)
+	siVerifyEmail(t, box, email)
+	c := h.client()
+	code := siMailCode(t, box, c, email)
+	r := c.do("POST", "/v1/otp/verify", map[string]string{"email": email, "code": code})
+	mfMustSession(t, c, r, 1, []string{"email"})
+	r = c.do("POST", "/v1/reauthenticate", map[string]string{"password": goodPassword})
+	mustStatus(t, r, http.StatusOK)
+	if s := siSession(t, r); s["aal"] != float64(1) || !slices.Equal(siStrings(s["amr"]), []string{"email", "pwd"}) {
+		t.Errorf("an e-mailed code and a password: %s", r.body)
 	}
 }

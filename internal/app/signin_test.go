@@ -841,8 +841,8 @@ func TestEmailOTPSignIn(t *testing.T) {
 		if u["email"] != "otp@example.com" || u["email_verified"] != true {
 			t.Errorf("user after code sign-in: %v", u)
 		}
-		if amr := siStrings(s["amr"]); !slices.Equal(amr, []string{"otp", "email"}) {
-			t.Errorf("amr %v, want [otp email]", amr)
+		if amr := siStrings(s["amr"]); !slices.Equal(amr, []string{"email"}) {
+			t.Errorf("amr %v, want [email]", amr)
 		}
 		me := c.do("GET", "/v1/me", nil)
 		mustStatus(t, me, http.StatusOK)
@@ -860,7 +860,7 @@ func TestEmailOTPSignIn(t *testing.T) {
 		mustStatus(t, r, http.StatusOK)
 		ts := tokensOf(t, r, refreshCookie)
 		_, claims := jwtParts(t, ts.access)
-		if amr := siStrings(claims["amr"]); !slices.Equal(amr, []string{"otp", "email"}) {
+		if amr := siStrings(claims["amr"]); !slices.Equal(amr, []string{"email"}) {
 			t.Errorf("access token amr %v", amr)
 		}
 

@@ -471,16 +471,19 @@ func (c *Config) BaseURL() string {
 func (c *Config) TLS() bool { return strings.HasPrefix(c.BaseURL(), "https://") }
 
 // WebAuthn returns the relying party id and the allowed origins. By
-// default they follow the public URL; a loopback IP (the zero-configuration
-// http://127.0.0.1:8080) cannot be an RP ID, so there the pages are to be
-// opened at http://localhost:<port>.
+// default they follow the public URL; an IP address (the
+// zero-configuration http://127.0.0.1:8080, or --addr 0.0.0.0:8080) cannot
+// be an RP ID, so there the pages are to be opened at
+// http://localhost:<port>.
 func (c *Config) WebAuthn() (rpID string, origins []string) {
 	u, err := url.Parse(c.BaseURL())
 	if err != nil {
 		return c.WebAuthnRPID, c.WebAuthnOrigins
 	}
 	rpID, origin := u.Hostname(), u.Scheme+"://"+u.Host
-	if ip := net.ParseIP(rpID); ip != nil && ip.IsLoopback() {
+	if net.ParseIP(rpID) != nil {
+		// Any IP (loopback, 0.0.0.0, a LAN address): passkeys work only
+		// on localhost then; set --public-url to a domain for the rest.
 		rpID = "localhost"
 		origin = u.Scheme + "://" + net.JoinHostPort("localhost", u.Port())
 		if u.Port() == "" {

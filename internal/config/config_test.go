@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -69,12 +70,24 @@ func TestValidateRefuses(t *testing.T) {
 		"twilio without token": func(c *Config) {
 			c.SMSProvider, c.TwilioAccountSID, c.SMSFrom = "twilio", "AC123", "+14155550100"
 		},
-		"webhook without secret": func(c *Config) { c.SMSProvider, c.SMSWebhookURL = "webhook", "https://sms.example.com" },
-		"recovery ttl over 1h":   func(c *Config) { c.RecoveryTTL = time.Hour + time.Minute },
-		"otp ttl over 15m":       func(c *Config) { c.OTPTTL = 16 * time.Minute },
-		"magic link ttl over 1h": func(c *Config) { c.MagicLinkTTL = 2 * time.Hour },
-		"zero message limit":     func(c *Config) { c.MessagesPerAddress = 0 },
-		"empty product name":     func(c *Config) { c.ProductName = " " },
+		"webhook without secret":   func(c *Config) { c.SMSProvider, c.SMSWebhookURL = "webhook", "https://sms.example.com" },
+		"recovery ttl over 1h":     func(c *Config) { c.RecoveryTTL = time.Hour + time.Minute },
+		"otp ttl over 15m":         func(c *Config) { c.OTPTTL = 16 * time.Minute },
+		"magic link ttl over 1h":   func(c *Config) { c.MagicLinkTTL = 2 * time.Hour },
+		"zero message limit":       func(c *Config) { c.MessagesPerAddress = 0 },
+		"empty product name":       func(c *Config) { c.ProductName = " " },
+		"webauthn rp id an ip":     func(c *Config) { c.WebAuthnRPID = "192.0.2.1" },
+		"webauthn rp id with port": func(c *Config) { c.WebAuthnRPID = "localhost:8080" },
+		"webauthn origin off the rp id": func(c *Config) {
+			c.WebAuthnRPID, c.WebAuthnOrigins = "localhost", []string{"https://evil.example"}
+		},
+		"webauthn origin a suffix, not a subdomain": func(c *Config) {
+			c.WebAuthnRPID, c.WebAuthnOrigins = "example.com", []string{"https://notexample.com"}
+		},
+		"webauthn plain http off localhost": func(c *Config) {
+			c.WebAuthnRPID, c.WebAuthnOrigins = "example.com", []string{"http://login.example.com"}
+		},
+		"webauthn origin with a path": func(c *Config) { c.WebAuthnOrigins = []string{"http://localhost:8080/ui"} },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -95,5 +108,37 @@ func TestValidateRefuses(t *testing.T) {
 	c.PublicURL, c.SMTPURL, c.MailFrom = "https://auth.example.com", "smtps://mail.example.com", "auth@example.com"
 	if err := c.Validate(); err != nil {
 		t.Errorf("production with SMTP refused: %v", err)
+	}
+}
+
+func TestWebAuthnRelyingParty(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*Config)
+		rpID    string
+		origins []string
+	}{
+		{"zero configuration", func(*Config) {}, "localhost", []string{"http://localhost:8080"}},
+		{"every interface", func(c *Config) { c.Addr = "0.0.0.0:9000" }, "localhost", []string{"http://localhost:9000"}},
+		{"public url", func(c *Config) { c.PublicURL = "https://login.example.com" }, "login.example.com", []string{"https://login.example.com"}},
+		{"public url with a port", func(c *Config) { c.PublicURL = "https://login.example.com:8443/" }, "login.example.com", []string{"https://login.example.com:8443"}},
+		{"parent domain", func(c *Config) {
+			c.PublicURL, c.WebAuthnRPID = "https://login.example.com", "example.com"
+		}, "example.com", []string{"https://login.example.com"}},
+		{"several origins", func(c *Config) {
+			c.WebAuthnRPID, c.WebAuthnOrigins = "example.com", []string{"https://example.com", "https://app.example.com"}
+		}, "example.com", []string{"https://example.com", "https://app.example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			rpID, origins := c.WebAuthn()
+			if rpID != tc.rpID || !slices.Equal(origins, tc.origins) {
+				t.Errorf("WebAuthn() = %q %q, want %q %q", rpID, origins, tc.rpID, tc.origins)
+			}
+			if err := c.validateWebAuthn(); err != nil {
+				t.Errorf("refused: %v", err)
+			}
+		})
 	}
 }

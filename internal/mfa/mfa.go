@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -301,8 +302,13 @@ func (s *Service) finish(w http.ResponseWriter, r *http.Request, challengeSecret
 	if err != nil {
 		return err
 	}
-	if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: c.UserID}); d.Wait > 0 {
-		return problem.RateLimited.WithRetryAfter(d.Wait)
+	// Codes can be guessed, so they are counted per account; a key's
+	// assertion cannot, and counting it would let whoever holds the
+	// password spend the owner's budget and lock the keys out.
+	if f.Ceremony == "" {
+		if d := s.Throttle.Attempt(ctx, throttle.Key{Class: ClassMFAAccount, ID: c.UserID}); d.Wait > 0 {
+			return problem.RateLimited.WithRetryAfter(d.Wait)
+		}
 	}
 	// Counted before the check, so parallel guesses cannot exceed the
 	// limit; the attempt that passes it kills the challenge.
@@ -611,21 +617,36 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request, p *session
 	if err != nil {
 		return err
 	}
+	u, err := s.DB.Users().UserByID(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("mfa: user: %w", err)
+	}
+	keys, err := s.Keys.Has(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	var revoked []string
 	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if revoked, err = account.GuardEnrolment(ctx, tx, u, p.Session.ID, !keys, now); err != nil {
+			return err
+		}
 		if err := tx.MFA().ConfirmTOTP(ctx, p.User.ID, step, now); err != nil {
 			return err
 		}
 		if err := tx.MFA().ReplaceRecoveryCodes(ctx, p.User.ID, rows); err != nil {
 			return err
 		}
-		return tx.Audit().AppendEvent(ctx, audit.New(r, now, audit.MFAEnabled, p.User.ID, p.Session.ID))
+		e := audit.New(r, now, audit.MFAEnabled, p.User.ID, p.Session.ID)
+		return tx.Audit().AppendEvent(ctx, audit.With(e, "revoked_sessions", strconv.Itoa(len(revoked))))
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		return problem.Conflict.WithDetail("The authenticator app changed meanwhile. Start again.")
+		return problem.Conflict.WithDetail("The account or its authenticator app changed meanwhile. Start again.")
 	}
 	if err != nil {
 		return fmt.Errorf("mfa: confirm: %w", err)
 	}
+	s.Sessions.Revoked(ctx, revoked...)
 	s.Throttle.Reset(ctx, throttle.Key{Class: ClassMFAAccount, ID: p.User.ID})
 	s.changed(r, p.User.ID, "An authenticator app was turned on for two-step sign-in")
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -47,6 +48,14 @@ const ceremonyPrefix = "ghw"
 // client IP: each one holds a few hundred bytes of the ephemeral store
 // for five minutes.
 const ClassCeremonyIP = "webauthn_ip"
+
+// maxReasonLen bounds the reason of a webauthn.failed event (bytes).
+const maxReasonLen = 200
+
+// MaxCredentials is how many passkeys and security keys an account may
+// have: each one is loaded at every assertion and listed in every
+// registration's exclusions.
+const MaxCredentials = 20
 
 // maxNameLen bounds a credential's name (in characters).
 const maxNameLen = 64
@@ -278,6 +287,9 @@ func (s *Service) beginRegistration(w http.ResponseWriter, r *http.Request, p *s
 	if err != nil {
 		return err
 	}
+	if len(wu.creds) >= MaxCredentials {
+		return problem.Conflict.WithDetail("The account has %d passkeys and security keys, the most it may have. Remove one first.", MaxCredentials)
+	}
 	creation, data, err := s.rp.BeginRegistration(wu,
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
 			ResidentKey:      resident,
@@ -367,7 +379,12 @@ func (s *Service) finishRegistration(w http.ResponseWriter, r *http.Request, p *
 			return err
 		}
 	}
+	var revoked []string
 	err = s.DB.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if revoked, err = account.GuardEnrolment(ctx, tx, wu.u, p.Session.ID, first, now); err != nil {
+			return err
+		}
 		if err := tx.WebAuthn().CreateWebAuthnCredential(ctx, row); err != nil {
 			return err
 		}
@@ -377,14 +394,16 @@ func (s *Service) finishRegistration(w http.ResponseWriter, r *http.Request, p *
 			}
 		}
 		e := audit.With(audit.New(r, now, audit.WebAuthnRegistered, p.User.ID, p.Session.ID), "credential", row.ID)
+		e = audit.With(e, "revoked_sessions", strconv.Itoa(len(revoked)))
 		return tx.Audit().AppendEvent(ctx, audit.With(e, "type", typ))
 	})
-	if errors.Is(err, store.ErrConflict) {
-		return problem.Conflict.WithDetail("This authenticator is already registered.")
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return problem.Conflict.WithDetail("This authenticator is already registered, or the account changed meanwhile.")
 	}
 	if err != nil {
 		return fmt.Errorf("passkey: store credential: %w", err)
 	}
+	s.Sessions.Revoked(ctx, revoked...)
 	s.changed(r, p.User.ID, fmt.Sprintf("A %s (%q) was added", strings.ReplaceAll(typ, "_", " "), name))
 	body := map[string]any{"credential": viewOf(row)}
 	if first {
@@ -666,6 +685,10 @@ func (s *Service) Verify(r *http.Request, handle, purpose, userID, challengeKey 
 		// A passwordless assertion must name the credential's owner.
 		return nil, s.refused(r, stored.UserID, purpose, stored.ID, errors.New("passkey: user handle does not match the credential's owner"))
 	}
+	if purpose == purposeLogin && !stored.Discoverable {
+		// A security key is a second factor only, whatever it can do.
+		return nil, s.refused(r, stored.UserID, purpose, stored.ID, errors.New("passkey: a security key cannot sign in alone"))
+	}
 	wu, _, err := s.loadUser(ctx, stored.UserID)
 	if err != nil {
 		return nil, err
@@ -705,6 +728,11 @@ func (s *Service) refused(r *http.Request, userID, purpose, credentialID string,
 		reason = "unknown_credential"
 	case errors.As(err, &perr):
 		reason = strings.TrimSpace(perr.Type + ": " + perr.Details)
+	}
+	// go-webauthn's details can quote what the client sent (an extension
+	// name); the audit row keeps a bounded prefix.
+	if len(reason) > maxReasonLen {
+		reason = strings.ToValidUTF8(reason[:maxReasonLen], "") + "…"
 	}
 	e := audit.With(audit.New(r, s.Sessions.Now(), audit.WebAuthnFailed, userID, ""), "ceremony", purpose)
 	e = audit.With(e, "reason", reason)

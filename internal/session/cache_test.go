@@ -145,6 +145,7 @@ func TestAALOf(t *testing.T) {
 		{[]string{"pwd", "mfa"}, 2},               // password + recovery code
 		{[]string{"otp", "sms", "otp", "mfa"}, 1}, // texted code + app code: two things had
 		{[]string{"email", "otp", "mfa"}, 1},      // a mailbox is no authenticator
+		{[]string{"email", "pwd"}, 1},             // a link or e-mailed code, then a password step-up
 		{[]string{"otp", "email", "mfa"}, 1},
 		{[]string{"email"}, 1},
 		{[]string{"hwk", "user", "mfa"}, 2}, // a passkey that verified its user
@@ -171,7 +172,7 @@ func TestStepUpAMR(t *testing.T) {
 		{[]string{"pwd"}, []string{"pwd"}, []string{"pwd"}, 1},
 		{[]string{"pwd"}, []string{"otp"}, []string{"pwd", "otp", "mfa"}, 2},
 		{[]string{"pwd"}, []string{"hwk"}, []string{"pwd", "hwk", "mfa"}, 2},
-		{[]string{"email"}, []string{"pwd"}, []string{"email", "pwd"}, 1},
+		{[]string{"email"}, []string{"pwd"}, []string{"email", "pwd"}, 1}, // an e-mailed code is "email" alone
 		{[]string{"email"}, []string{"otp"}, []string{"email", "otp"}, 1}, // a mailbox and an app: still one authenticator
 		{[]string{"email", "otp", "mfa"}, []string{"pwd"}, []string{"email", "otp", "mfa", "pwd"}, 2},
 		{[]string{"email"}, []string{"swk", "user", "mfa"}, []string{"email", "swk", "user", "mfa"}, 2}, // a passkey that verified its user

@@ -25,6 +25,9 @@ const (
 	ReasonSuperseded      = "superseded"
 	ReasonPasswordReset   = "password_reset"
 	ReasonEmailChanged    = "email_changed"
+	// ReasonSecondFactor: the account's first second factor was enrolled
+	// from another session; this one signed in without it.
+	ReasonSecondFactor = "second_factor_enabled"
 	// ReasonEmailVerified: the first proof of an unverified account's
 	// address ended the sessions opened before it.
 	ReasonEmailVerified = "email_verified"

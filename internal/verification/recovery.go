@@ -112,6 +112,16 @@ func (s *Service) completeRecovery(w http.ResponseWriter, r *http.Request) error
 		if err := tx.Users().SetPhone(ctx, u.ID, "", now); err != nil {
 			return err
 		}
+		// An unverified account may be a squatter's (pre-hijacking): the
+		// reset is the owner's claim, and the squatter's second factors —
+		// a passkey signs in by itself — go, as with the claim by a link
+		// or code. A verified account keeps them: the mailbox alone must
+		// not undo its MFA.
+		if !u.EmailVerified {
+			if err := clearSecondFactors(ctx, tx, u.ID); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, resetRetires...); err != nil {
 			return err
 		}

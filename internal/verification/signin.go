@@ -22,10 +22,13 @@ import (
 )
 
 // Authentication methods (the amr claim) of the sign-ins here. RFC 8176
-// has "otp" and "sms"; "email" (control of the mailbox) is ours.
+// has "otp" and "sms"; "email" (control of the mailbox) is ours. An
+// e-mailed code is "email" alone, like a link: both prove the mailbox, which
+// is no authenticator, and "otp" would count as something had
+// (session.AALOf) — a password step-up would then make it AAL2.
 var (
 	amrMagicLink = []string{"email"}
-	amrEmailOTP  = []string{"otp", "email"}
+	amrEmailOTP  = []string{"email"}
 	amrSMSOTP    = []string{"otp", "sms"}
 )
 
