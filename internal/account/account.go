@@ -129,9 +129,9 @@ var ChangingPurposes = []string{store.PurposeRecovery, store.PurposeChangeEmail}
 func (h *Handler) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
 	mux.Handle("POST /v1/signup", adapt(h.signup))
 	mux.Handle("POST /v1/login", adapt(h.login))
-	mux.Handle("GET /v1/me", adapt(session.Require(h.me)))
+	mux.Handle("GET /v1/me", adapt(session.RequireEnrolling(h.me)))
 	mux.Handle("POST /v1/password", adapt(session.Require(h.changePassword)))
-	mux.Handle("POST /v1/reauthenticate", adapt(session.Require(h.reauthenticate)))
+	mux.Handle("POST /v1/reauthenticate", adapt(session.RequireEnrolling(h.reauthenticate)))
 }
 
 // UserView is the JSON form of a user.

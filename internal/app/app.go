@@ -187,6 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		ReauthMaxAge:     cfg.ReauthMaxAge,
 		CacheTTL:         cfg.SessionCacheTTL,
 		Secure:           !cfg.Dev,
+		RequireMFA:       cfg.RequireMFA,
 	}, session.Deps{DB: db, Bus: s.eph, Revocations: s.Revocations, Bearer: verifier, CrossOrigin: csrf.Check, Log: log, Now: opts.Now})
 	if err := s.Sessions.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("app: session invalidation bus: %w", err)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/gatehouse-auth/gatehouse/internal/config"
 )
 
 // Second factors end to end: enrolment of an authenticator app, the sign-in
@@ -966,5 +968,74 @@ func TestAttackAAL1SessionRefusedWhereAAL2Required(t *testing.T) {
 		h.clock.Advance(time.Minute)
 		both := mfSignIn(t, h, email, goodPassword, secret)
 		mustStatus(t, both.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+	})
+}
+
+// TestRequireMFAPolicy: with --require-mfa, a session that has not passed
+// a second factor may read itself, enrol a factor and step up with it, and
+// nothing else — not the API's sensitive routes, not forward-auth — in
+// cookie and token mode; passing a factor (at sign-in or by step-up)
+// lifts it.
+func TestRequireMFAPolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) {
+			c.RequireMFA = true
+			c.PublicURL = localhostURL
+		})
+		const email = "policy@example.com"
+		c := h.client()
+		r := c.signup(email, goodPassword)
+		mustStatus(t, r, http.StatusCreated)
+		if siSession(t, r)["mfa_enrollment_required"] != true {
+			t.Errorf("sign-up session not marked: %s", r.body)
+		}
+		mustStatus(t, c.do("GET", "/v1/me", nil), http.StatusOK)
+		mustStatus(t, c.do("GET", "/v1/sessions", nil), http.StatusOK)
+		mustStatus(t, c.do("GET", "/v1/mfa", nil), http.StatusOK)
+		for _, req := range []struct{ method, path string }{
+			{"POST", "/v1/password"},
+			{"POST", "/v1/sessions/revoke-others"},
+			{"DELETE", "/v1/phone"},
+			{"POST", "/v1/mfa/recovery-codes"},
+			{"GET", "/v1/forward-auth"},
+		} {
+			siProblem(t, c.do(req.method, req.path, map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+		}
+
+		// Enrolling is allowed; the enrolling session then steps up with
+		// the new factor.
+		secret, _ := mfEnrol(t, h, c)
+		siProblem(t, c.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+		r = c.do("POST", "/v1/reauthenticate", map[string]string{"code": mfNextCode(t, h, secret)})
+		mustStatus(t, r, http.StatusOK)
+		if s := siSession(t, r); s["mfa_enrollment_required"] != nil || s["aal"] != float64(2) {
+			t.Errorf("after the step-up: %s", r.body)
+		}
+		mustStatus(t, c.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+		mustStatus(t, c.do("GET", "/v1/forward-auth", nil), http.StatusOK)
+
+		// A sign-in with both factors is unrestricted from the start.
+		both := mfSignIn(t, h, email, goodPassword, secret)
+		mustStatus(t, both.do("GET", "/v1/forward-auth", nil), http.StatusOK)
+
+		// Token mode: a bearer token without a second factor is held to
+		// the same rule.
+		other := h.client()
+		mustStatus(t, other.signup("token-policy@example.com", goodPassword), http.StatusCreated)
+		tr := h.client().do("POST", "/v1/login", map[string]string{"email": "token-policy@example.com", "password": goodPassword, "mode": "token", "client": "native"})
+		mustStatus(t, tr, http.StatusOK)
+		at, _ := tr.json(t)["access_token"].(string)
+		bearer := h.client()
+		bearer.headers = map[string]string{"Authorization": "Bearer " + at}
+		mustStatus(t, bearer.do("GET", "/v1/me", nil), http.StatusOK)
+		siProblem(t, bearer.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+		siProblem(t, bearer.do("GET", "/v1/forward-auth", nil), http.StatusForbidden, "mfa_enrollment_required")
+
+		// A passkey that verifies its user passes the policy by itself.
+		key := pkAuthenticator(h)
+		pkMustRegister(t, other, key, "passkey")
+		pc, pr := pkPasswordless(t, h, key)
+		mfMustSession(t, pc, pr, 2, []string{"hwk", "user", "mfa"})
+		mustStatus(t, pc.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
 	})
 }

@@ -96,9 +96,9 @@ func New(d Deps) *Service { return &Service{Deps: d} }
 // Register adds the routes to mux.
 func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
 	mux.Handle("POST /v1/login/mfa", adapt(s.complete))
-	mux.Handle("GET /v1/mfa", adapt(session.Require(s.status)))
-	mux.Handle("POST /v1/mfa/totp", adapt(session.Require(s.beginTOTP)))
-	mux.Handle("POST /v1/mfa/totp/confirm", adapt(session.Require(s.confirmTOTP)))
+	mux.Handle("GET /v1/mfa", adapt(session.RequireEnrolling(s.status)))
+	mux.Handle("POST /v1/mfa/totp", adapt(session.RequireEnrolling(s.beginTOTP)))
+	mux.Handle("POST /v1/mfa/totp/confirm", adapt(session.RequireEnrolling(s.confirmTOTP)))
 	mux.Handle("DELETE /v1/mfa/totp", adapt(session.Require(s.deleteTOTP)))
 	mux.Handle("POST /v1/mfa/recovery-codes", adapt(session.Require(s.regenerate)))
 }

@@ -140,11 +140,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 
 // Register adds the routes to mux.
 func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
-	mux.Handle("POST /v1/webauthn/register/begin", adapt(session.Require(s.beginRegistration)))
-	mux.Handle("POST /v1/webauthn/register/finish", adapt(session.Require(s.finishRegistration)))
+	mux.Handle("POST /v1/webauthn/register/begin", adapt(session.RequireEnrolling(s.beginRegistration)))
+	mux.Handle("POST /v1/webauthn/register/finish", adapt(session.RequireEnrolling(s.finishRegistration)))
 	mux.Handle("POST /v1/webauthn/login/begin", adapt(s.beginLogin))
 	mux.Handle("POST /v1/webauthn/login/finish", adapt(s.finishLogin))
-	mux.Handle("GET /v1/webauthn/credentials", adapt(session.Require(s.list)))
+	mux.Handle("GET /v1/webauthn/credentials", adapt(session.RequireEnrolling(s.list)))
 	mux.Handle("PATCH /v1/webauthn/credentials/{id}", adapt(session.Require(s.rename)))
 	mux.Handle("DELETE /v1/webauthn/credentials/{id}", adapt(session.Require(s.remove)))
 }

@@ -172,8 +172,8 @@ func TestStepUpAMR(t *testing.T) {
 		{[]string{"pwd"}, []string{"pwd"}, []string{"pwd"}, 1},
 		{[]string{"pwd"}, []string{"otp"}, []string{"pwd", "otp", "mfa"}, 2},
 		{[]string{"pwd"}, []string{"hwk"}, []string{"pwd", "hwk", "mfa"}, 2},
-		{[]string{"email"}, []string{"pwd"}, []string{"email", "pwd"}, 1}, // an e-mailed code is "email" alone
-		{[]string{"email"}, []string{"otp"}, []string{"email", "otp"}, 1}, // a mailbox and an app: still one authenticator
+		{[]string{"email"}, []string{"pwd"}, []string{"email", "pwd"}, 1},        // an e-mailed code is "email" alone
+		{[]string{"email"}, []string{"otp"}, []string{"email", "otp", "mfa"}, 1}, // two methods, but a mailbox and an app are one authenticator
 		{[]string{"email", "otp", "mfa"}, []string{"pwd"}, []string{"email", "otp", "mfa", "pwd"}, 2},
 		{[]string{"email"}, []string{"swk", "user", "mfa"}, []string{"email", "swk", "user", "mfa"}, 2}, // a passkey that verified its user
 		{[]string{"pwd", "otp", "mfa"}, []string{"otp"}, []string{"pwd", "otp", "mfa"}, 2},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ const (
 // Register adds the device-control routes to mux.
 func (m *Manager) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
 	mux.Handle("POST /v1/logout", adapt(m.logout))
-	mux.Handle("GET /v1/sessions", adapt(Require(m.list)))
+	mux.Handle("GET /v1/sessions", adapt(RequireEnrolling(m.list)))
 	mux.Handle("DELETE /v1/sessions/{id}", adapt(Require(m.revokeOne)))
 	mux.Handle("POST /v1/sessions/revoke-others", adapt(Require(m.revokeOthers)))
 	mux.Handle("GET /v1/forward-auth", http.HandlerFunc(m.forwardAuth))
@@ -54,6 +55,10 @@ func (m *Manager) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		h.Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 		problem.Write(w, r, nil, problem.Unauthenticated)
+		return
+	}
+	if p.EnrolOnly {
+		problem.Write(w, r, nil, problem.MFAEnrollmentRequired)
 		return
 	}
 	if !p.Bearer && m.csrf != nil {
@@ -88,6 +93,9 @@ type View struct {
 	AAL           int       `json:"aal"`
 	AMR           []string  `json:"amr"`
 	Current       bool      `json:"current"`
+	// MFAEnrollmentRequired: the deployment requires a second factor and
+	// this session has not passed one (see Principal.EnrolOnly).
+	MFAEnrollmentRequired bool `json:"mfa_enrollment_required,omitempty"`
 }
 
 // ViewOf renders s for the API; current marks the caller's own session.
@@ -100,6 +108,7 @@ func (m *Manager) ViewOf(s *store.Session, current bool) View {
 		ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt,
 		IdleExpiresAt: m.IdleExpiry(s), AuthTime: s.AuthTime, IP: s.IP, UserAgent: s.UserAgent,
 		Device: DeviceLabel(s.UserAgent), Location: s.Location, AAL: s.AAL, AMR: amr, Current: current,
+		MFAEnrollmentRequired: m.cfg.RequireMFA && !slices.Contains(amr, "mfa"),
 	}
 }
 

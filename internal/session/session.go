@@ -47,6 +47,9 @@ type Config struct {
 	// Secure sets the cookie's Secure attribute and __Host- prefix. Only
 	// plain-http localhost development turns it off.
 	Secure bool
+	// RequireMFA: a session that did not pass a second factor ("mfa" not
+	// in its amr) may only enrol one and step up with it (EnrolOnly).
+	RequireMFA bool
 }
 
 // Bus carries invalidations to every replica (ephemeral.Store satisfies it).
@@ -175,6 +178,10 @@ type Principal struct {
 	// only what the token's claims say (ids, auth_time, amr, aal); use
 	// Manager.Load for the full records.
 	Bearer bool
+	// EnrolOnly: the deployment requires a second factor and this session
+	// has not passed one; Require refuses it, RequireEnrolling lets it
+	// enrol a factor and step up with it.
+	EnrolOnly bool
 }
 
 type ctxKey struct{}
@@ -196,6 +203,22 @@ func UserID(r *http.Request) (string, bool) {
 
 // Require wraps h so that it runs only for authenticated requests.
 func Require(h func(w http.ResponseWriter, r *http.Request, p *Principal) error) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, ok := FromContext(r.Context())
+		if !ok {
+			return problem.Unauthenticated
+		}
+		if p.EnrolOnly {
+			return problem.MFAEnrollmentRequired
+		}
+		return h(w, r, p)
+	}
+}
+
+// RequireEnrolling is Require for the routes a session without a second
+// factor may use where the deployment requires one (--require-mfa):
+// reading itself, enrolling a factor, and stepping up with it.
+func RequireEnrolling(h func(w http.ResponseWriter, r *http.Request, p *Principal) error) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		p, ok := FromContext(r.Context())
 		if !ok {
@@ -283,8 +306,9 @@ func AALOf(amr []string) int {
 }
 
 // StepUpAMR is the session's methods after a step-up that proved proof:
-// the union, plus "mfa" once it holds a password and something had (an
-// app code, a texted code or a key).
+// the union, plus "mfa" once it holds something had (an app code, a texted
+// code or a key) beside another method — two factors were used, whether
+// or not they make AAL2 (AALOf judges that).
 func StepUpAMR(have, proof []string) []string {
 	amr := slices.Clone(have)
 	for _, m := range proof {
@@ -292,10 +316,17 @@ func StepUpAMR(have, proof []string) []string {
 			amr = append(amr, m)
 		}
 	}
-	possession := slices.ContainsFunc(amr, func(m string) bool {
-		return m == "otp" || m == "sms" || m == "hwk" || m == "swk"
-	})
-	if slices.Contains(amr, "pwd") && possession && !slices.Contains(amr, "mfa") {
+	possession, methods := false, 0
+	for _, m := range amr {
+		switch m {
+		case "otp", "sms", "hwk", "swk":
+			possession = true
+			methods++
+		case "pwd", "email":
+			methods++
+		}
+	}
+	if possession && methods >= 2 && !slices.Contains(amr, "mfa") {
 		amr = append(amr, "mfa")
 	}
 	return amr
@@ -396,7 +427,7 @@ func (m *Manager) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, present := r.Header["Authorization"]; present {
 			if p, ok := m.bearerPrincipal(r); ok {
-				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, p))
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(p)))
 			}
 			next.ServeHTTP(w, r)
 			return
@@ -415,8 +446,17 @@ func (m *Manager) Authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(p))))
 	})
+}
+
+// judge returns the principal of this request, marked EnrolOnly when the
+// deployment requires a second factor the session has not passed. A copy:
+// p may be shared through the cache.
+func (m *Manager) judge(p *Principal) *Principal {
+	q := *p
+	q.EnrolOnly = m.cfg.RequireMFA && !slices.Contains(p.Session.AMR, "mfa")
+	return &q
 }
 
 // BearerToken returns the request's bearer token: exactly one
