@@ -451,13 +451,17 @@ func defaultName(typ string, cred *webauthn.Credential, n int) string {
 	return name
 }
 
+// invisible reports control and format characters (bidi overrides,
+// zero-width joiners), which could make one name pass for another.
+func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
 // checkName validates a credential name; "" is allowed when optional.
 func checkName(name string, optional bool) (string, error) {
 	name = strings.TrimSpace(name)
 	bad := !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen ||
-		strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) })
+		strings.ContainsFunc(name, invisible)
 	if bad || (name == "" && !optional) {
-		return "", problem.InvalidField.WithDetail("Field \"name\" must be 1 to %d characters without control characters.", maxNameLen).With("field", "name")
+		return "", problem.InvalidField.WithDetail("Field \"name\" must be 1 to %d characters without control or format characters.", maxNameLen).With("field", "name")
 	}
 	return name, nil
 }
