@@ -23,10 +23,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/app"
+	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,6 +41,7 @@ commands:
   serve          run the server
   migrate        apply database migrations and exit
   users import   import users from JSON lines (file argument or stdin)
+  users admin    mark a user an administrator (--revoke: no longer)
   keys rotate    add an access-token signing key (published now, signing later)
   keys list      list the access-token signing keys and their state
   outbox         list e-mails and texts kept in the dev outbox (no SMTP configured)
@@ -69,10 +73,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "migrate":
 		return migrate(ctx, args[1:], stderr)
 	case "users":
-		if len(args) < 2 || args[1] != "import" {
-			return errors.New(`usage: gatehouse users import [flags] [file.jsonl]`)
+		switch {
+		case len(args) >= 2 && args[1] == "import":
+			return importUsers(ctx, args[2:], stdin, stdout, stderr)
+		case len(args) >= 2 && args[1] == "admin":
+			return adminUser(ctx, args[2:], stdout, stderr)
 		}
-		return importUsers(ctx, args[2:], stdin, stdout, stderr)
+		return errors.New(`usage: gatehouse users import [flags] [file.jsonl] | gatehouse users admin [--revoke] [flags] EMAIL`)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "outbox":
@@ -182,5 +189,61 @@ func importUsers(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if len(res.Errors) > 0 {
 		return fmt.Errorf("%d lines failed", len(res.Errors))
 	}
+	return nil
+}
+
+// adminUser marks the account of an e-mail address an administrator (or,
+// with --revoke, no longer one). Policies such as --require-mfa-for-admins
+// apply from the account's next request. Audited as user.admin_granted or
+// user.admin_revoked.
+func adminUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("users admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config.StorageFlags(fs, &cfg)
+	revoke := fs.Bool("revoke", false, "remove the administrator mark instead")
+	if err := config.Parse(fs, args, config.LookupEnv); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: gatehouse users admin [--revoke] [flags] EMAIL")
+	}
+	email, err := account.ParseEmail(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("%q is not an e-mail address", fs.Arg(0))
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	db, err := app.OpenStore(ctx, &cfg, true, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := db.Users().UserByEmailKey(ctx, email.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no account has the address %s", email.Display)
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	typ := audit.AdminGranted
+	if *revoke {
+		typ = audit.AdminRevoked
+	}
+	err = db.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Users().SetAdmin(ctx, u.ID, !*revoke, now); err != nil {
+			return err
+		}
+		e := &store.Event{Type: typ, UserID: u.ID, At: now, Details: map[string]string{"by": "cli"}}
+		return tx.Audit().AppendEvent(ctx, e)
+	})
+	if err != nil {
+		return err
+	}
+	state := "an administrator"
+	if *revoke {
+		state = "not an administrator"
+	}
+	fmt.Fprintf(stdout, "%s (%s) is now %s\n", u.Email, u.ID, state)
 	return nil
 }

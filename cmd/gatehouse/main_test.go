@@ -102,6 +102,22 @@ func TestMigrateAndImport(t *testing.T) {
 	if err := run(ctx, []string{"users", "import", "--data-dir", dir}, bad, io.Discard, io.Discard); err == nil {
 		t.Error("importing a non-hash succeeded")
 	}
+
+	// users admin: the imported account becomes an administrator, then
+	// no longer; an unknown address or a non-address is refused.
+	out.Reset()
+	if err := run(ctx, []string{"users", "admin", "--data-dir", dir, "IMP@example.com"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "imp@example.com") || !strings.Contains(out.String(), "is now an administrator") {
+		t.Errorf("users admin: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"users", "admin", "--revoke", "--data-dir", dir, "imp@example.com"}, nil, &out, io.Discard); err != nil || !strings.Contains(out.String(), "is now not an administrator") {
+		t.Errorf("users admin --revoke: %v %q", err, out.String())
+	}
+	for _, args := range [][]string{{"nobody@example.com"}, {"not an address"}, {}} {
+		if err := run(ctx, append([]string{"users", "admin", "--data-dir", dir}, args...), nil, io.Discard, io.Discard); err == nil {
+			t.Errorf("users admin %q succeeded", args)
+		}
+	}
 }
 
 func TestUnknownCommandAndBadFlags(t *testing.T) {

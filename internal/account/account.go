@@ -380,7 +380,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, p *session.Principa
 	if err != nil {
 		return err
 	}
-	return httpx.WriteJSON(w, http.StatusOK, signedIn{ViewOf(&p.User), h.Sessions.ViewOf(&p.Session, true)})
+	return httpx.WriteJSON(w, http.StatusOK, signedIn{ViewOf(&p.User), h.Sessions.ViewOf(&p.Session, &p.User, true)})
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *session.Principal) error {
@@ -572,7 +572,7 @@ func (h *Handler) reauthenticate(w http.ResponseWriter, r *http.Request, p *sess
 	}
 	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies keyed by the old secret
 	h.Sessions.SetCookie(w, secret, s.ExpiresAt)
-	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, true)})
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"session": h.Sessions.ViewOf(&s, u, true)})
 }
 
 // Supersede revokes the session the browser already had, if any: a new

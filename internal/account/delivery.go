@@ -64,7 +64,7 @@ func (h *Handler) Begin(r *http.Request, userID string, amr []string, d Delivery
 			d:       d,
 			create:  g.Create,
 			respond: func(w http.ResponseWriter, status int, u *store.User) error {
-				return h.Tokens.Respond(w, status, g, map[string]any{"user": ViewOf(u), "session": h.Sessions.ViewOf(g.Session, true)})
+				return h.Tokens.Respond(w, status, g, map[string]any{"user": ViewOf(u), "session": h.Sessions.ViewOf(g.Session, u, true)})
 			},
 		}
 	}
@@ -77,7 +77,7 @@ func (h *Handler) Begin(r *http.Request, userID string, amr []string, d Delivery
 		},
 		respond: func(w http.ResponseWriter, status int, u *store.User) error {
 			h.Sessions.SetCookie(w, secret, s.ExpiresAt)
-			return httpx.WriteJSON(w, status, signedIn{ViewOf(u), h.Sessions.ViewOf(s, true)})
+			return httpx.WriteJSON(w, status, signedIn{ViewOf(u), h.Sessions.ViewOf(s, u, true)})
 		},
 	}
 }

@@ -181,13 +181,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	s.Sessions = session.NewManager(session.Config{
-		IdleTimeout:      cfg.SessionIdleTimeout,
-		TokenIdleTimeout: cfg.RefreshIdleTimeout,
-		Lifetime:         cfg.SessionLifetime,
-		ReauthMaxAge:     cfg.ReauthMaxAge,
-		CacheTTL:         cfg.SessionCacheTTL,
-		Secure:           !cfg.Dev,
-		RequireMFA:       cfg.RequireMFA,
+		IdleTimeout:         cfg.SessionIdleTimeout,
+		TokenIdleTimeout:    cfg.RefreshIdleTimeout,
+		Lifetime:            cfg.SessionLifetime,
+		ReauthMaxAge:        cfg.ReauthMaxAge,
+		CacheTTL:            cfg.SessionCacheTTL,
+		Secure:              !cfg.Dev,
+		RequireMFA:          cfg.RequireMFA,
+		RequireMFAForAdmins: cfg.RequireMFAForAdmins,
 	}, session.Deps{DB: db, Bus: s.eph, Revocations: s.Revocations, Bearer: verifier, CrossOrigin: csrf.Check, Log: log, Now: opts.Now})
 	if err := s.Sessions.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("app: session invalidation bus: %w", err)

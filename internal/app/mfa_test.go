@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
@@ -1037,5 +1038,57 @@ func TestRequireMFAPolicy(t *testing.T) {
 		pc, pr := pkPasswordless(t, h, key)
 		mfMustSession(t, pc, pr, 2, []string{"hwk", "user", "mfa"})
 		mustStatus(t, pc.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+	})
+}
+
+// TestRequireMFAForAdminsPolicy: with --require-mfa-for-admins, only the
+// sessions of administrators are held to enrolment until they pass a
+// second factor — cookie and bearer alike; everyone else is unaffected.
+func TestRequireMFAForAdminsPolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		h := newHarness(t, backend, func(c *config.Config) { c.RequireMFAForAdmins = true })
+		ctx := context.Background()
+		const email = "admin@example.com"
+		admin := h.newUser(email)
+		user := h.newUser("user@example.com")
+		me := admin.do("GET", "/v1/me", nil)
+		id := siUser(t, me)["id"].(string)
+		if err := h.srv.DB.Users().SetAdmin(ctx, id, true, h.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		h.srv.Sessions.UserChanged(ctx, id)
+
+		siProblem(t, admin.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+		siProblem(t, admin.do("GET", "/v1/forward-auth", nil), http.StatusForbidden, "mfa_enrollment_required")
+		mustStatus(t, user.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+		r := admin.do("GET", "/v1/sessions", nil)
+		mustStatus(t, r, http.StatusOK)
+		if s := r.json(t)["sessions"].([]any)[0].(map[string]any); s["mfa_enrollment_required"] != true {
+			t.Errorf("the admin's session view: %s", r.body)
+		}
+
+		// A bearer token of the admin, without a second factor.
+		tr := h.client().do("POST", "/v1/login", map[string]string{"email": email, "password": goodPassword, "mode": "token", "client": "native"})
+		mustStatus(t, tr, http.StatusOK)
+		if s := siSession(t, tr); s["mfa_enrollment_required"] != true {
+			t.Errorf("the admin's token sign-in: %s", tr.body)
+		}
+		bearer := h.client()
+		bearer.headers = map[string]string{"Authorization": "Bearer " + tr.json(t)["access_token"].(string)}
+		siProblem(t, bearer.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+
+		// Enrol, step up: lifted.
+		secret, _ := mfEnrol(t, h, admin)
+		mustStatus(t, admin.do("POST", "/v1/reauthenticate", map[string]string{"code": mfNextCode(t, h, secret)}), http.StatusOK)
+		mustStatus(t, admin.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
+
+		// No longer an admin: no longer held.
+		if err := h.srv.DB.Users().SetAdmin(ctx, id, false, h.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		h.srv.Sessions.UserChanged(ctx, id)
+		other := h.client()
+		mustStatus(t, other.do("POST", "/v1/login/mfa", map[string]string{"challenge": mfChallenge(t, h, email, goodPassword), "code": mfNextCode(t, h, secret)}), http.StatusOK)
+		mustStatus(t, other.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusOK)
 	})
 }

@@ -690,3 +690,170 @@ func TestPasskeyMagicLinkSecondFactorChromium(t *testing.T) {
 	puMustStatus(b, puClick(b, "#mfa-key", "signed in as"), email)
 	puMustAAL2(b, email, "email", "hwk")
 }
+
+// puEnrolNotice is what the pages say to a session held to enrolment.
+const puEnrolNotice = "This server requires a second factor. Add a passkey or a security key to continue."
+
+// puCurrentSession is the browser's session as GET /v1/sessions shows it.
+type puCurrentSession struct {
+	ID                    string   `json:"id"`
+	AAL                   int      `json:"aal"`
+	AMR                   []string `json:"amr"`
+	Current               bool     `json:"current"`
+	MFAEnrollmentRequired bool     `json:"mfa_enrollment_required"`
+}
+
+func puSession(b *uiBrowser) puCurrentSession {
+	b.t.Helper()
+	r := b.fetch("/v1/sessions")
+	if r.Status != http.StatusOK {
+		b.fatalf("GET /v1/sessions in the browser: %d %s", r.Status, r.Body)
+	}
+	var body struct {
+		Sessions []puCurrentSession `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		b.fatalf("/v1/sessions: %v: %s", err, r.Body)
+	}
+	for _, s := range body.Sessions {
+		if s.Current {
+			return s
+		}
+	}
+	b.fatalf("GET /v1/sessions lists no current session: %s", r.Body)
+	return puCurrentSession{}
+}
+
+// puRevokeOthers is POST /v1/sessions/revoke-others from the page (JSON,
+// same origin): its status and problem code, if any.
+func puRevokeOthers(b *uiBrowser) (int, string) {
+	b.t.Helper()
+	r := uiEval[struct {
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+	}](b, `fetch("/v1/sessions/revoke-others", {method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"}, body: "{}"}).then(function (r) {
+  return r.json().catch(function () { return {}; }).then(function (d) { return {status: r.status, code: d.code || ""}; });
+})`, chromedp.EvalAwaitPromise)
+	return r.Status, r.Code
+}
+
+// puShown is the text of the element with id, or "" while it is hidden.
+func puShown(b *uiBrowser, id string) string {
+	b.t.Helper()
+	return uiEval[string](b, fmt.Sprintf(`(function () { var e = document.getElementById(%q); return e.hidden ? "" : e.textContent; })()`, id))
+}
+
+// TestRequireMFAEnrolmentChromium: with --require-mfa, a password sign-in
+// on the hosted page makes an enrolment-only session. The sign-in page and
+// the passkeys page say so; adding a passkey there confirms the session
+// with it at once (a step-up with the new key adds "mfa"), and what the
+// server refused before (revoking the other sessions) then answers. When
+// the user cancels that step-up, the key stays, the page offers to
+// confirm the session, an action the server refuses meanwhile says so,
+// and it goes on once the session is confirmed.
+func TestRequireMFAEnrolmentChromium(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) {
+		c.PublicURL = localhostURL
+		c.RequireMFA = true
+	})
+	b := uiNewBrowser(t)
+	auth := puAuthenticator(b)
+	const email = "enrol-ui@example.com"
+	signup := h.newUser(email) // its session is held to enrolment too
+	siProblem(t, signup.do("POST", "/v1/sessions/revoke-others", map[string]any{}), http.StatusForbidden, "mfa_enrollment_required")
+
+	// The password alone: signed in, held to enrolment, and told so.
+	puPasswordSignIn(b, h, email)
+	if got := puShown(b, "enrol-notice"); got != puEnrolNotice {
+		b.fatalf("/ui/sign-in shows the notice %q, want %q", got, puEnrolNotice)
+	}
+	if puShown(b, "done") == "" {
+		b.fatalf("/ui/sign-in shows no link to /ui/passkeys next to the notice")
+	}
+	if s := puSession(b); !s.MFAEnrollmentRequired || slices.Contains(s.AMR, "mfa") {
+		b.fatalf("after the password the session is %+v, want it held to enrolment", s)
+	}
+	b.allowFailedLoad("/v1/sessions/revoke-others")
+	if st, code := puRevokeOthers(b); st != http.StatusForbidden || code != "mfa_enrollment_required" {
+		b.fatalf("POST /v1/sessions/revoke-others before the step-up: %d %q, want 403 mfa_enrollment_required", st, code)
+	}
+
+	// /ui/passkeys says it too; the new passkey confirms the session.
+	puOpenPasskeys(b, h, email)
+	if got := puShown(b, "enrol-notice"); got != puEnrolNotice || puShown(b, "enrol") == "" {
+		b.fatalf("/ui/passkeys shows the notice %q, want %q", got, puEnrolNotice)
+	}
+	if puShown(b, "enrol-done") != "" || puShown(b, "enrol-confirm") != "" {
+		b.fatalf("/ui/passkeys offers to confirm the session before it has a key")
+	}
+	st := puClick(b, "#add-passkey", "now confirmed")
+	puMustStatus(b, st, "was added. This session is now confirmed")
+	if !strings.Contains(st.Text, "recovery codes") || uiEval[int](b, `document.querySelectorAll("#code-list li").length`) != 10 {
+		b.fatalf("the first factor's recovery codes are not shown (status %q)", st.Text)
+	}
+	if puShown(b, "enrol") != "" || puShown(b, "enrol-done") == "" {
+		b.fatalf("after the step-up the page still asks for enrolment, or does not say the session is confirmed")
+	}
+	s := puSession(b)
+	if s.MFAEnrollmentRequired || s.AAL != 2 || !slices.Contains(s.AMR, "mfa") || !slices.Contains(s.AMR, "hwk") || !slices.Contains(s.AMR, "pwd") {
+		b.fatalf("after adding the passkey the session is %+v, want aal 2 with pwd, hwk and mfa, no longer held to enrolment", s)
+	}
+	if n := b.sent("POST", "/v1/reauthenticate"); n != 1 {
+		t.Errorf("POST /v1/reauthenticate sent %d times, want 1 (the step-up with the new key)", n)
+	}
+	server := puServerCredentials(b)
+	held := puCredentials(b, auth)
+	if len(server) != 1 || len(held) != 1 || held[0].SignCount == 0 {
+		b.fatalf("the server holds %+v and the authenticator %+v, want one key, used for the step-up", server, held)
+	}
+	var methods []string
+	for _, d := range puActivity(b, audit.Reauthenticated) {
+		methods = append(methods, d["method"])
+	}
+	if len(methods) != 1 || !strings.Contains(methods[0], "hwk") {
+		t.Errorf("session.reauthenticated methods %q, want one step-up with the key", methods)
+	}
+	if st, code := puRevokeOthers(b); st != http.StatusOK {
+		b.fatalf("POST /v1/sessions/revoke-others after the step-up: %d %q, want 200", st, code)
+	}
+	// The first factor revoked the other sessions, the sign-up's included.
+	mustStatus(t, signup.do("GET", "/v1/me", nil), http.StatusUnauthorized)
+
+	// The user cancels the step-up (another browser, another account).
+	b2 := uiNewBrowser(t)
+	puAuthenticator(b2)
+	const other = "enrol-cancel-ui@example.com"
+	h.newUser(other)
+	puPasswordSignIn(b2, h, other)
+	puOpenPasskeys(b2, h, other)
+	uiEval[chromedp.Void](b2, `navigator.credentials.get = function () { return Promise.reject(new DOMException("The user cancelled.", "NotAllowedError")); }`)
+	st = puClick(b2, "#add-passkey", "not confirmed yet")
+	if st.Class != "error" || !strings.Contains(st.Text, "was added") || !strings.Contains(st.Text, "not confirmed yet") {
+		b2.fatalf("status = %+v, want the key added and the session not confirmed", st)
+	}
+	if puShown(b2, "enrol-confirm") == "" || !strings.Contains(puShown(b2, "enrol-notice"), "Confirm this session") {
+		b2.fatalf("the page does not offer to confirm the session with the new key (notice %q)", puShown(b2, "enrol-notice"))
+	}
+	if s := puSession(b2); !s.MFAEnrollmentRequired {
+		b2.fatalf("the session passed without a step-up: %+v", s)
+	}
+	id := puServerCredentials(b2)[0].ID
+	b2.allowFailedLoad("/v1/webauthn/credentials/" + id)
+	b2.do("click Rename", chromedp.Click(chromedp.CSS("#credentials li button.rename")))
+	b2.fill("name-"+id, "Work laptop")
+	puMustStatus(b2, puClick(b2, "#credentials li button.save", "second factor first"), "Confirm this session")
+	if got := puServerCredentials(b2)[0].Name; got == "Work laptop" {
+		b2.fatalf("renamed although the server refuses the session")
+	}
+	uiEval[chromedp.Void](b2, `delete navigator.credentials.get`)
+	puMustStatus(b2, puClick(b2, "#enrol-confirm", "Renamed"), "Work laptop")
+	if got := puServerCredentials(b2)[0].Name; got != "Work laptop" {
+		b2.fatalf("after the step-up the server has the name %q", got)
+	}
+	if puShown(b2, "enrol") != "" || puShown(b2, "enrol-done") == "" {
+		b2.fatalf("after the step-up the page still asks for enrolment, or does not say the session is confirmed")
+	}
+	if s := puSession(b2); s.MFAEnrollmentRequired || !slices.Contains(s.AMR, "mfa") {
+		b2.fatalf("after the step-up the session is %+v, want mfa", s)
+	}
+}

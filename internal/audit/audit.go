@@ -62,6 +62,10 @@ const (
 	MFAEnabled               = "mfa.totp_enabled"
 	MFADisabled              = "mfa.totp_disabled"
 	RecoveryCodesRegenerated = "mfa.recovery_codes_regenerated"
+	// AdminGranted and AdminRevoked: `gatehouse users admin` changed the
+	// administrator mark (details: by).
+	AdminGranted = "user.admin_granted"
+	AdminRevoked = "user.admin_revoked"
 	// WebAuthnRegistered: a passkey or security key was added (details:
 	// credential, type).
 	WebAuthnRegistered = "webauthn.registered"

@@ -34,6 +34,9 @@ type Config struct {
 	// RequireMFA: every session must pass a second factor; one that has
 	// not may only enrol a factor and step up with it.
 	RequireMFA bool
+	// RequireMFAForAdmins: the same for administrators only (accounts
+	// marked with `gatehouse users admin`).
+	RequireMFAForAdmins bool
 	// WebAuthnRPID is the WebAuthn relying party id, a domain ("" = the
 	// public URL's host; "localhost" for a loopback IP).
 	WebAuthnRPID string
@@ -222,6 +225,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "plain-http localhost development: session cookies drop Secure and the __Host- prefix")
 	fs.Var(commaList{&c.TrustedOrigins}, "trusted-origins", "comma-separated origins allowed to make cross-origin state-changing requests")
 	fs.BoolVar(&c.RequireMFA, "require-mfa", c.RequireMFA, "every session must pass a second factor (sessions without one may only enrol one and step up with it)")
+	fs.BoolVar(&c.RequireMFAForAdmins, "require-mfa-for-admins", c.RequireMFAForAdmins, "the sessions of administrators (gatehouse users admin) must pass a second factor")
 	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", c.WebAuthnRPID, "WebAuthn relying party id, a domain (default: the public URL's host)")
 	fs.Var(commaList{&c.WebAuthnOrigins}, "webauthn-origins", "comma-separated origins allowed to use passkeys (default: the public URL's origin)")
 	fs.DurationVar(&c.SessionIdleTimeout, "session-idle-timeout", c.SessionIdleTimeout, "a session unused this long expires")

@@ -98,8 +98,9 @@ type View struct {
 	MFAEnrollmentRequired bool `json:"mfa_enrollment_required,omitempty"`
 }
 
-// ViewOf renders s for the API; current marks the caller's own session.
-func (m *Manager) ViewOf(s *store.Session, current bool) View {
+// ViewOf renders s, a session of u, for the API; current marks the
+// caller's own session.
+func (m *Manager) ViewOf(s *store.Session, u *store.User, current bool) View {
 	amr := s.AMR
 	if amr == nil {
 		amr = []string{}
@@ -108,7 +109,7 @@ func (m *Manager) ViewOf(s *store.Session, current bool) View {
 		ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt,
 		IdleExpiresAt: m.IdleExpiry(s), AuthTime: s.AuthTime, IP: s.IP, UserAgent: s.UserAgent,
 		Device: DeviceLabel(s.UserAgent), Location: s.Location, AAL: s.AAL, AMR: amr, Current: current,
-		MFAEnrollmentRequired: m.cfg.RequireMFA && !slices.Contains(amr, "mfa"),
+		MFAEnrollmentRequired: m.MFARequired(u) && !slices.Contains(amr, "mfa"),
 	}
 }
 
@@ -213,7 +214,7 @@ func (m *Manager) list(w http.ResponseWriter, r *http.Request, p *Principal) err
 		if !m.live(s, now) {
 			continue
 		}
-		views = append(views, m.ViewOf(s, s.ID == p.Session.ID))
+		views = append(views, m.ViewOf(s, &p.User, s.ID == p.Session.ID))
 	}
 	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"sessions": views})
 }

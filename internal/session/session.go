@@ -50,6 +50,9 @@ type Config struct {
 	// RequireMFA: a session that did not pass a second factor ("mfa" not
 	// in its amr) may only enrol one and step up with it (EnrolOnly).
 	RequireMFA bool
+	// RequireMFAForAdmins: the same, for the sessions of administrators
+	// (store.User.Admin) only.
+	RequireMFAForAdmins bool
 }
 
 // Bus carries invalidations to every replica (ephemeral.Store satisfies it).
@@ -427,7 +430,7 @@ func (m *Manager) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, present := r.Header["Authorization"]; present {
 			if p, ok := m.bearerPrincipal(r); ok {
-				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(p)))
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(r.Context(), p)))
 			}
 			next.ServeHTTP(w, r)
 			return
@@ -446,17 +449,34 @@ func (m *Manager) Authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(p))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, m.judge(r.Context(), p))))
 	})
 }
 
 // judge returns the principal of this request, marked EnrolOnly when the
-// deployment requires a second factor the session has not passed. A copy:
-// p may be shared through the cache.
-func (m *Manager) judge(p *Principal) *Principal {
+// deployment requires of its user a second factor the session has not
+// passed. A copy: p may be shared through the cache.
+func (m *Manager) judge(ctx context.Context, p *Principal) *Principal {
 	q := *p
-	q.EnrolOnly = m.cfg.RequireMFA && !slices.Contains(p.Session.AMR, "mfa")
+	if slices.Contains(p.Session.AMR, "mfa") || (!m.cfg.RequireMFA && !m.cfg.RequireMFAForAdmins) {
+		return &q
+	}
+	admin := p.User.Admin
+	if p.Bearer && !m.cfg.RequireMFA {
+		// An access token does not say who is an administrator: ask the
+		// store (only for tokens without a second factor), and hold the
+		// session to enrolment if it cannot answer.
+		u, err := m.db.Users().UserByID(ctx, p.User.ID)
+		admin = err != nil || u.Admin
+	}
+	q.EnrolOnly = m.MFARequired(&store.User{Admin: admin})
 	return &q
+}
+
+// MFARequired reports whether the deployment requires a second factor of
+// u's sessions.
+func (m *Manager) MFARequired(u *store.User) bool {
+	return m.cfg.RequireMFA || (m.cfg.RequireMFAForAdmins && u.Admin)
 }
 
 // BearerToken returns the request's bearer token: exactly one

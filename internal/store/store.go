@@ -33,7 +33,10 @@ type User struct {
 	// Phone is the user's verified phone number in E.164 form ("" if none),
 	// unique across users. An unverified number is never stored here: it
 	// waits in its Verification's Target until the code comes back.
-	Phone     string
+	Phone string
+	// Admin marks an operator-designated administrator (set with
+	// `gatehouse users admin`); policies may ask more of admins.
+	Admin     bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -74,6 +77,10 @@ type Users interface {
 	// UserByPhone looks a user up by verified E.164 number; ErrNotFound if
 	// none.
 	UserByPhone(ctx context.Context, phone string) (*User, error)
+	// SetAdmin marks the user an administrator or not, setting UpdatedAt
+	// when the mark changes; ErrNotFound if the user does not exist.
+	// Setting the current value is not an error and changes nothing.
+	SetAdmin(ctx context.Context, userID string, admin bool, at time.Time) error
 }
 
 // Session kinds: how the device holds its credential.

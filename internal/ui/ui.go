@@ -5,7 +5,10 @@
 // challenged sign-in: an app code, a security key or a recovery code) and
 // the signed-in user's passkeys and security keys (add, rename, remove,
 // with step-up by password or passkey when the API asks for a recent
-// sign-in).
+// sign-in). Where the server requires a second factor (--require-mfa), a
+// session that has not passed one is told so on sign-in and on the
+// passkeys page, which confirms it with the new key (a step-up) as soon
+// as one is added.
 //
 // The pages hold no secrets and no logic of their own: one script
 // (assets/ui.js, picked by the body's data-page) talks to the JSON API on

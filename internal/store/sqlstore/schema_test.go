@@ -36,7 +36,7 @@ func TestMigrateTokensUpgradesSessions(t *testing.T) {
 			for _, step := range []struct {
 				name    string
 				version int64
-			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 5}} {
+			}{{"up", 2}, {"down", 1}, {"up again", 2}, {"up to the newest", 6}} {
 				if err := db.MigrateToForTest(ctx, step.version); err != nil {
 					t.Fatalf("%s to version %d: %v", step.name, step.version, err)
 				}
@@ -78,9 +78,9 @@ func TestMigrateVerificationsKeepsUsers(t *testing.T) {
 			// Ping wants the newest schema, so it is asked only at the end.
 			check := func(when string) {
 				t.Helper()
-				got, err := db.Users().UserByID(ctx, "u1")
+				got, err := db.UserForTest(ctx, "u1")
 				if err != nil {
-					t.Fatalf("UserByID %s: %v", when, err)
+					t.Fatalf("UserForTest %s: %v", when, err)
 				}
 				if *got != *want {
 					t.Errorf("user %s = %+v, want %+v", when, got, want)
@@ -366,7 +366,7 @@ func TestMigrateMFAKeepsData(t *testing.T) {
 			}
 			u := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
 				Phone: "+14155550100", CreatedAt: now, UpdatedAt: now}
-			if err := db.Users().CreateUser(ctx, u); err != nil {
+			if err := db.CreateUserForTest(ctx, u); err != nil {
 				t.Fatal(err)
 			}
 			v := &store.Verification{ID: "v1", UserID: "u1", Purpose: store.PurposeVerifyEmail, LinkHash: []byte{1},
@@ -378,9 +378,9 @@ func TestMigrateMFAKeepsData(t *testing.T) {
 			want.CreatedAt, want.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
 			check := func(when string) {
 				t.Helper()
-				got, err := db.Users().UserByID(ctx, "u1")
+				got, err := db.UserForTest(ctx, "u1")
 				if err != nil {
-					t.Fatalf("UserByID %s: %v", when, err)
+					t.Fatalf("UserForTest %s: %v", when, err)
 				}
 				if *got != want {
 					t.Errorf("user %s = %+v, want %+v", when, got, want)
@@ -574,7 +574,7 @@ func TestMigrateWebAuthnKeepsData(t *testing.T) {
 			}
 			u := &store.User{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", EmailVerified: true,
 				CreatedAt: now, UpdatedAt: now}
-			if err := db.Users().CreateUser(ctx, u); err != nil {
+			if err := db.CreateUserForTest(ctx, u); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.Sessions().CreateSession(ctx, &store.Session{ID: "s1", UserID: "u1", TokenHash: []byte{1},
@@ -590,9 +590,9 @@ func TestMigrateWebAuthnKeepsData(t *testing.T) {
 			// Ping wants the newest schema, so it is asked only at the end.
 			check := func(when string) {
 				t.Helper()
-				got, err := db.Users().UserByID(ctx, "u1")
+				got, err := db.UserForTest(ctx, "u1")
 				if err != nil {
-					t.Fatalf("UserByID %s: %v", when, err)
+					t.Fatalf("UserForTest %s: %v", when, err)
 				}
 				if *got != want {
 					t.Errorf("user %s = %+v, want %+v", when, got, want)
@@ -772,6 +772,138 @@ func TestWebAuthnSchemaRejectsInvalidRows(t *testing.T) {
 					t.Errorf("WebAuthnCredentialsByUser(u1) = %+v; want only wac-1, unused", cs)
 				} else if u != "u1" && len(cs) != 0 {
 					t.Errorf("WebAuthnCredentialsByUser(%s) = %d credentials, want none", u, len(cs))
+				}
+			}
+		})
+	}
+}
+
+// TestMigrateAdminKeepsData applies migration 6 to a database that already
+// holds users, one with a session, a second factor and a passkey: they read
+// back unchanged, none an administrator. Rolling migration 6 back drops
+// the admin flags but keeps the rest, and applying it again works on the
+// rolled-back data, where every user is again not an administrator.
+func TestMigrateAdminKeepsData(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{})
+			if err := db.MigrateToForTest(ctx, 5); err != nil {
+				t.Fatalf("migrate to version 5: %v", err)
+			}
+			users := []*store.User{
+				{ID: "u1", Email: "A@example.com", EmailKey: "a@example.com", Name: "A", PasswordHash: "$argon2id$hash",
+					EmailVerified: true, Phone: "+14155550100", CreatedAt: now, UpdatedAt: now},
+				{ID: "u2", Email: "b@example.com", EmailKey: "b@example.com", CreatedAt: now, UpdatedAt: now},
+			}
+			want := map[string]*store.User{}
+			for _, u := range users {
+				if err := db.CreateUserForTest(ctx, u); err != nil {
+					t.Fatal(err)
+				}
+				w := *u
+				w.CreatedAt, w.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
+				want[u.ID] = &w
+			}
+			if err := db.Sessions().CreateSession(ctx, &store.Session{ID: "s1", UserID: "u1", TokenHash: []byte{1},
+				CreatedAt: now, LastSeenAt: now, AuthTime: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.MFA().PutPendingTOTP(ctx, &store.TOTPFactor{UserID: "u1", SecretSealed: []byte("sealed"),
+				KEKVersion: 1, CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			c := webAuthnCredential("wac_1", "u1", now)
+			if err := db.WebAuthn().CreateWebAuthnCredential(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			// Ping wants the newest schema, so it is asked only at the end.
+			check := func(when string) {
+				t.Helper()
+				for _, u := range users {
+					got, err := db.UserForTest(ctx, u.ID)
+					if err != nil {
+						t.Fatalf("UserForTest(%s) %s: %v", u.ID, when, err)
+					}
+					if *got != *want[u.ID] {
+						t.Errorf("user %s %s = %+v, want %+v", u.ID, when, got, want[u.ID])
+					}
+				}
+				if _, err := db.Sessions().SessionByTokenHash(ctx, []byte{1}); err != nil {
+					t.Errorf("SessionByTokenHash %s: %v", when, err)
+				}
+				if _, err := db.MFA().TOTPByUser(ctx, "u1"); err != nil {
+					t.Errorf("TOTPByUser %s: %v", when, err)
+				}
+				if _, err := db.WebAuthn().WebAuthnCredentialByCredentialID(ctx, c.CredentialID); err != nil {
+					t.Errorf("WebAuthnCredentialByCredentialID %s: %v", when, err)
+				}
+			}
+			setAdmin := func(at time.Time) {
+				t.Helper()
+				if err := db.Users().SetAdmin(ctx, "u1", true, at); err != nil {
+					t.Fatalf("SetAdmin: %v", err)
+				}
+				want["u1"].Admin, want["u1"].UpdatedAt = true, at.UTC().Truncate(time.Microsecond)
+			}
+			if err := db.MigrateToForTest(ctx, 6); err != nil {
+				t.Fatalf("migrate to version 6: %v", err)
+			}
+			check("after migration 6")
+			setAdmin(now.Add(time.Minute))
+			check("after SetAdmin")
+			if err := db.MigrateToForTest(ctx, 5); err != nil {
+				t.Fatalf("down to version 5: %v", err)
+			}
+			want["u1"].Admin = false
+			check("after rolling migration 6 back")
+			if err := db.MigrateToForTest(ctx, 6); err != nil {
+				t.Fatalf("up again to version 6: %v", err)
+			}
+			check("after rolling migration 6 back and forth")
+			setAdmin(now.Add(2 * time.Minute))
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate to the newest: %v", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			check("after migrating to the newest")
+		})
+	}
+}
+
+// TestAdminIsBoolean checks the schema stores admin as a boolean only (on
+// SQLite 0 or 1, like the other flags), and a new row defaults to false.
+func TestAdminIsBoolean(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.dialect, func(t *testing.T) {
+			ctx := t.Context()
+			now := time.Now()
+			db := mustOpen(t, b.newDSN(t), sqlstore.Options{Migrate: true})
+			insert := `INSERT INTO users (id, email, email_key, admin, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`
+			for _, v := range []int{2, -1} {
+				err := db.ExecForTest(ctx, insert, "u-bad", "bad@example.com", "bad@example.com", v, now, now)
+				if err == nil {
+					t.Errorf("inserting admin = %v succeeded, want an error", v)
+				} else if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+					t.Errorf("inserting admin = %v: error %v is a store sentinel, want a schema error", v, err)
+				}
+			}
+			if _, err := db.Users().UserByID(ctx, "u-bad"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("UserByID(u-bad) = %v, want ErrNotFound", err)
+			}
+			if err := db.ExecForTest(ctx, insert, "u-admin", "a@example.com", "a@example.com", true, now, now); err != nil {
+				t.Fatalf("inserting admin = true: %v", err)
+			}
+			if err := db.ExecForTest(ctx, `INSERT INTO users (id, email, email_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				"u-default", "d@example.com", "d@example.com", now, now); err != nil {
+				t.Fatalf("inserting a user without admin: %v", err)
+			}
+			for id, want := range map[string]bool{"u-admin": true, "u-default": false} {
+				if u, err := db.Users().UserByID(ctx, id); err != nil || u.Admin != want {
+					t.Errorf("UserByID(%s) = %+v, %v; want Admin %v", id, u, err, want)
 				}
 			}
 		})

@@ -10,11 +10,11 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
-const userColumns = `id, email, email_key, name, password_hash, email_verified, phone, created_at, updated_at`
+const userColumns = `id, email, email_key, name, password_hash, email_verified, phone, admin, created_at, updated_at`
 
 func scanUser(s scanner) (*store.User, error) {
 	var u store.User
-	err := s.Scan(&u.ID, &u.Email, &u.EmailKey, &u.Name, &u.PasswordHash, &u.EmailVerified, &u.Phone,
+	err := s.Scan(&u.ID, &u.Email, &u.EmailKey, &u.Name, &u.PasswordHash, &u.EmailVerified, &u.Phone, &u.Admin,
 		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
 	if err != nil {
 		return nil, err
@@ -26,8 +26,9 @@ func scanUser(s scanner) (*store.User, error) {
 // decide between concurrent sign-ups: exactly one insert succeeds. A phone
 // number another user has is store.ErrConflict too.
 func (q *queries) CreateUser(ctx context.Context, u *store.User) error {
-	_, err := q.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Email, u.EmailKey, u.Name, u.PasswordHash, u.EmailVerified, u.Phone, q.t(u.CreatedAt), q.t(u.UpdatedAt))
+	_, err := q.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Email, u.EmailKey, u.Name, u.PasswordHash, u.EmailVerified, u.Phone, u.Admin,
+		q.t(u.CreatedAt), q.t(u.UpdatedAt))
 	if q.d.isUniqueViolation(err) {
 		return fmt.Errorf("sqlstore: create user: id, e-mail or phone already registered: %w", store.ErrConflict)
 	}
@@ -121,6 +122,22 @@ func (q *queries) SetPhone(ctx context.Context, userID, phone string, at time.Ti
 		return q.fail("set phone", err)
 	} else if n == 0 {
 		return fmt.Errorf("sqlstore: set phone: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetAdmin implements store.Users. Setting the value the user already has
+// changes nothing, not even UpdatedAt.
+func (q *queries) SetAdmin(ctx context.Context, userID string, admin bool, at time.Time) error {
+	res, err := q.exec(ctx, `UPDATE users SET admin = ?, updated_at = CASE WHEN admin = ? THEN updated_at ELSE ? END
+		WHERE id = ?`, admin, admin, q.t(at), userID)
+	if err != nil {
+		return q.fail("set admin", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return q.fail("set admin", err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlstore: set admin: %w", store.ErrNotFound)
 	}
 	return nil
 }

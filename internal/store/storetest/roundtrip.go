@@ -16,6 +16,7 @@ var roundTripTests = []storeTest{
 	{"Time", testTimeRoundTrip},
 	{"AMR", testAMRRoundTrip},
 	{"SessionKind", testSessionKindRoundTrip},
+	{"Admin", testAdminRoundTrip},
 	{"Details", testDetailsRoundTrip},
 }
 
@@ -147,6 +148,52 @@ func testSessionKindRoundTrip(t *testing.T, s store.Store) {
 			if got := mustSession(t, s, ss.ID); got.Kind != tc.want {
 				t.Errorf("Kind after touch, rotation and revocation = %q, want %q", got.Kind, tc.want)
 			}
+		})
+	}
+}
+
+// testAdminRoundTrip checks the admin flag reads back the same through
+// every lookup, and that the other writes to a user keep it.
+func testAdminRoundTrip(t *testing.T, s store.Store) {
+	for i, admin := range []bool{false, true} {
+		t.Run(fmt.Sprint(admin), func(t *testing.T) {
+			u := newUser(fmt.Sprintf("u%d", i))
+			u.Admin = admin
+			u.Phone = fmt.Sprintf("+1415555010%d", i)
+			mustCreateUser(t, s, u)
+			check := func(when string) {
+				t.Helper()
+				byEmail, err := s.Users().UserByEmailKey(t.Context(), u.EmailKey)
+				if err != nil {
+					t.Fatalf("UserByEmailKey %s: %v", when, err)
+				}
+				byPhone, err := s.Users().UserByPhone(t.Context(), u.Phone)
+				if err != nil {
+					t.Fatalf("UserByPhone %s: %v", when, err)
+				}
+				for _, got := range []*store.User{mustUser(t, s, u.ID), byEmail, byPhone} {
+					if got.Admin != admin {
+						t.Errorf("Admin %s = %v, want %v", when, got.Admin, admin)
+					}
+				}
+			}
+			check("after CreateUser")
+			if err := s.Users().SetPasswordHash(t.Context(), u.ID, u.PasswordHash, "new-hash", base); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Users().MarkEmailVerified(t.Context(), u.ID, u.EmailKey, base); err != nil {
+				t.Fatal(err)
+			}
+			newKey := "new." + u.EmailKey
+			if err := s.Users().ChangeEmail(t.Context(), u.ID, u.EmailKey, "New."+u.Email, newKey, base); err != nil {
+				t.Fatal(err)
+			}
+			u.EmailKey = newKey
+			u.Phone = fmt.Sprintf("+1415555020%d", i)
+			if err := s.Users().SetPhone(t.Context(), u.ID, u.Phone, base); err != nil {
+				t.Fatal(err)
+			}
+			check("after the other writes")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"cmp"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ var usersTests = []storeTest{
 	{"MarkEmailVerified", testMarkEmailVerified},
 	{"ChangeEmail", testChangeEmail},
 	{"SetPhone", testSetPhone},
+	{"SetAdmin", testSetAdmin},
 }
 
 func testCreateAndGetUser(t *testing.T, s store.Store) {
@@ -27,7 +29,11 @@ func testCreateAndGetUser(t *testing.T, s store.Store) {
 	unicode.UpdatedAt = base.Add(time.Hour)
 	phone := newUser("u-phone")
 	phone.Phone = "+351912345678"
-	for _, u := range []*store.User{newUser("u-full"), minimal, unicode, phone} {
+	full := newUser("u-full")
+	full.Phone, full.Admin = "+14155550100", true
+	admin := newUser("u-admin")
+	admin.Admin = true
+	for _, u := range []*store.User{full, minimal, unicode, phone, admin} {
 		t.Run(u.ID, func(t *testing.T) {
 			mustCreateUser(t, s, u)
 			got, err := s.Users().UserByID(t.Context(), u.ID)
@@ -139,6 +145,12 @@ func testUsersNotFound(t *testing.T, s store.Store) {
 		}},
 		{"SetPhone clearing", func() error {
 			return s.Users().SetPhone(t.Context(), "missing", "", base)
+		}},
+		{"SetAdmin", func() error {
+			return s.Users().SetAdmin(t.Context(), "missing", true, base)
+		}},
+		{"SetAdmin revoking", func() error {
+			return s.Users().SetAdmin(t.Context(), "missing", false, base)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,5 +353,56 @@ func testSetPhone(t *testing.T, s store.Store) {
 	}
 	if got := mustUser(t, s, "u-other"); got.Phone != "" {
 		t.Errorf("u-other's phone = %q, want none", got.Phone)
+	}
+}
+
+// testSetAdmin grants and revokes the flag from either starting value:
+// a change moves UpdatedAt to at, setting the current value is not an
+// error and changes nothing, not even UpdatedAt. Other users keep theirs.
+func testSetAdmin(t *testing.T, s store.Store) {
+	for _, tc := range []struct {
+		name  string
+		admin bool   // at creation
+		set   []bool // successive SetAdmin calls
+	}{
+		{name: "grant", set: []bool{true}},
+		{name: "revoke", admin: true, set: []bool{false}},
+		{name: "grant to an admin", admin: true, set: []bool{true}},
+		{name: "revoke from a non-admin", set: []bool{false}},
+		{name: "grant twice", set: []bool{true, true}},
+		{name: "grant, revoke, grant", set: []bool{true, false, true}},
+		{name: "revoke twice", admin: true, set: []bool{false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "u-" + strings.ReplaceAll(tc.name, " ", "-")
+			u := newUser(id)
+			u.Admin = tc.admin
+			mustCreateUser(t, s, u)
+			other := newUser(id + "-other")
+			other.Admin = !tc.admin
+			mustCreateUser(t, s, other)
+			want := wantUser(u)
+			if d := diff(want, mustUser(t, s, u.ID)); d != "" {
+				t.Fatalf("created user (-want +got):\n%s", d)
+			}
+			for i, admin := range tc.set {
+				at := base.Add(time.Duration(i+1)*time.Minute + 321*time.Nanosecond)
+				if err := s.Users().SetAdmin(t.Context(), u.ID, admin, at); err != nil {
+					t.Fatalf("SetAdmin(%v) #%d: %v", admin, i+1, err)
+				}
+				if admin != want.Admin {
+					want.Admin, want.UpdatedAt = admin, norm(at)
+				}
+				if d := diff(want, mustUser(t, s, u.ID)); d != "" {
+					t.Errorf("after SetAdmin(%v) #%d (-want +got):\n%s", admin, i+1, d)
+				}
+			}
+			if got, err := s.Users().UserByEmailKey(t.Context(), u.EmailKey); err != nil || got.Admin != want.Admin {
+				t.Errorf("UserByEmailKey = %+v, %v; want Admin %v", got, err, want.Admin)
+			}
+			if d := diff(wantUser(other), mustUser(t, s, other.ID)); d != "" {
+				t.Errorf("other user changed (-want +got):\n%s", d)
+			}
+		})
 	}
 }

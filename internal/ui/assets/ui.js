@@ -9,8 +9,11 @@
 // Sign-in and passkeys: passwords, passkeys and security keys (WebAuthn,
 // through the browser's own JSON forms: PublicKeyCredential.parse…FromJSON
 // and credential.toJSON()), the second step of a challenged sign-in, and
-// the signed-in user's list of passkeys. Every request goes to this origin;
-// the session is an HttpOnly cookie this script never sees.
+// the signed-in user's list of passkeys. A session the server holds to
+// enrolment (--require-mfa: "mfa_enrollment_required") is told to add a
+// passkey or a security key, and is confirmed with the new one by a
+// step-up. Every request goes to this origin; the session is an HttpOnly
+// cookie this script never sees.
 (function () {
   "use strict";
   var page = document.body.dataset.page;
@@ -40,6 +43,19 @@
 
   function post(path, body) { return api("POST", path, body); }
 
+  // enrolOnly reports whether a signed-in answer's session is held to
+  // enrolling a second factor (the server's --require-mfa): it may add a
+  // passkey or a security key and confirm itself with it, nothing else.
+  function enrolOnly(data) {
+    return !!(data && data.session && data.session.mfa_enrollment_required);
+  }
+
+  // enrolmentRefused reports whether res is the API's refusal of an
+  // enrolment-only session (403 mfa_enrollment_required).
+  function enrolmentRefused(res) {
+    return res.status === 403 && !!res.data && res.data.code === "mfa_enrollment_required";
+  }
+
   function problemText(res) {
     if (res.status === 429) {
       return "Too many attempts. Wait a little and try again.";
@@ -47,17 +63,18 @@
     return (res.data && (res.data.detail || res.data.title)) || "Something went wrong. Try again.";
   }
 
-  // failed shows why a flow stopped: the browser refused or cancelled a
-  // passkey ceremony, or the server was out of reach.
-  function failed(err) {
+  // failureText says why a flow stopped: the browser refused or cancelled
+  // a passkey ceremony, or the server was out of reach.
+  function failureText(err) {
     if (err instanceof DOMException) {
-      show(ceremonyText(err), false);
+      return ceremonyText(err);
     } else if (err instanceof TypeError && /fetch/i.test(err.message)) {
-      show("The server could not be reached. Try again.", false);
-    } else {
-      show("Something went wrong" + (err && err.message ? ": " + err.message : ".") + " Try again.", false);
+      return "The server could not be reached. Try again.";
     }
+    return "Something went wrong" + (err && err.message ? ": " + err.message : ".") + " Try again.";
   }
+
+  function failed(err) { show(failureText(err), false); }
 
   // busy disables button until promise settles, and reports its failure.
   function busy(button, promise) {
@@ -205,7 +222,11 @@
         return post("/v1/magic-link/verify", { token: token }).then(function (res) {
           if (!res.ok) { return show(problemText(res), false); }
           form.hidden = true;
-          var done = function (data) { show("You are signed in as " + data.user.email + ".", true); };
+          var done = function (data) {
+            $("enrol-notice").hidden = !enrolOnly(data);
+            $("done").hidden = !enrolOnly(data);
+            show("You are signed in as " + data.user.email + ".", true);
+          };
           if (res.data.mfa_required) {
             return secondFactor(res.data, done);
           }
@@ -247,6 +268,7 @@
       $("passkey-area").hidden = true;
       $("forgot").hidden = true;
       $("done").hidden = false;
+      $("enrol-notice").hidden = !enrolOnly(data);
       show("Signed in as " + data.user.email + ".", true);
     }
 
@@ -357,6 +379,8 @@
     var list = $("credentials");
     var count = 0;
     var retry = null; // what to do again once the user has confirmed it is them
+    var enrolling = false; // the session is held to enrolment (--require-mfa)
+    var afterConfirm = null; // what to do again once it has passed a second factor
 
     var kinds = { passkey: "Passkey", security_key: "Security key" };
 
@@ -386,12 +410,86 @@
 
     function reauthenticated(res) {
       if (!res.ok) { return show(problemText(res), false); }
+      if (res.data.session) { setEnrolling(enrolOnly(res.data)); }
       $("reauth").hidden = true;
       $("password").value = "";
       var again = retry;
       retry = null;
       show("Thank you.", true);
       return again ? again() : undefined;
+    }
+
+    // ---- A session held to enrolment (--require-mfa) ----
+    // Until it passes a second factor it may only add a passkey or a
+    // security key and step up with it (POST /v1/reauthenticate), which
+    // adds "mfa" to it; everything else answers 403 mfa_enrollment_required.
+
+    function setEnrolling(on) {
+      if (enrolling && !on) { $("enrol-done").hidden = false; }
+      if (on) { $("enrol-done").hidden = true; }
+      enrolling = on;
+      renderEnrol();
+    }
+
+    function renderEnrol() {
+      $("enrol").hidden = !enrolling;
+      $("enrol-notice").textContent = count ?
+        "This server requires a second factor. Confirm this session with one of your passkeys or security keys to continue." :
+        "This server requires a second factor. Add a passkey or a security key to continue.";
+      $("enrol-confirm").hidden = !enrolling || count === 0;
+    }
+
+    // needsEnrolment: the API refused res until this session passes a
+    // second factor; again runs once it has.
+    function needsEnrolment(res, again) {
+      if (!enrolmentRefused(res)) {
+        return false;
+      }
+      afterConfirm = again;
+      setEnrolling(true);
+      if (count) {
+        show("This server requires a second factor first. Confirm this session with your passkey or security key " +
+          "(\u201cConfirm this session\u201d above) and this goes on.", true);
+        $("enrol-confirm").focus();
+      } else {
+        show("This server requires a second factor first. Add a passkey or a security key below; this session is then confirmed with it.", true);
+      }
+      return true;
+    }
+
+    // confirmSession steps this session up with a key — only, the new
+    // credential's id, if the account has it, else any of the account's —
+    // which gives it its second factor. before and after frame the status.
+    function confirmSession(only, before, after) {
+      before = before ? before + " " : "";
+      after = after || "";
+      function notConfirmed(why) {
+        renderEnrol();
+        show(before + "This session is not confirmed yet: " + why.replace(/ Try again\.$/, "") + " Use \u201cConfirm this session\u201d to try again." + after, false);
+      }
+      return post("/v1/webauthn/login/begin", { purpose: "reauthenticate" }).then(function (res) {
+        if (res.status === 401) { return signedOut(); }
+        if (!res.ok) { return notConfirmed(problemText(res)); }
+        var options = res.data.publicKey;
+        var mine = (options.allowCredentials || []).filter(function (c) { return only && c.id === only; });
+        if (mine.length) {
+          options = Object.assign({}, options, { allowCredentials: mine });
+        }
+        return getAssertion(options).then(function (cred) {
+          return post("/v1/reauthenticate", { ceremony: res.data.ceremony, credential: cred });
+        }).then(function (fin) {
+          if (fin.status === 401 && fin.data.code === "unauthenticated") { return signedOut(); }
+          if (!fin.ok) { return notConfirmed(problemText(fin)); }
+          setEnrolling(enrolOnly(fin.data));
+          if (enrolling) {
+            return notConfirmed("this key did not give it a second factor (it did not verify you). Sign in again with your password and the key.");
+          }
+          show(before + "This session is now confirmed with a second factor." + after, true);
+          var again = afterConfirm;
+          afterConfirm = null;
+          return again ? again() : undefined;
+        }, function (err) { notConfirmed(failureText(err)); });
+      });
     }
 
     function refresh() {
@@ -407,6 +505,7 @@
       list.textContent = "";
       $("empty").hidden = count > 0;
       creds.forEach(function (c) { list.appendChild(item(c)); });
+      renderEnrol();
     }
 
     function el(tag, cls, text) {
@@ -469,14 +568,18 @@
         input.focus();
       });
       keep.addEventListener("click", function () { renameForm.hidden = true; });
-      renameForm.addEventListener("submit", function (ev) {
-        ev.preventDefault();
-        busy(save, api("PATCH", "/v1/webauthn/credentials/" + encodeURIComponent(c.id), { name: input.value }).then(function (res) {
+      function renameIt() {
+        return api("PATCH", "/v1/webauthn/credentials/" + encodeURIComponent(c.id), { name: input.value }).then(function (res) {
           if (res.status === 401) { return signedOut(); }
+          if (needsEnrolment(res, renameIt)) { return; }
           if (!res.ok) { return show(problemText(res), false); }
           show("Renamed to \u201c" + res.data.credential.name + "\u201d.", true);
           return refresh();
-        }));
+        });
+      }
+      renameForm.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        busy(save, renameIt());
       });
       remove.addEventListener("click", function () {
         confirm.hidden = false;
@@ -486,6 +589,7 @@
       function removeIt() {
         return api("DELETE", "/v1/webauthn/credentials/" + encodeURIComponent(c.id)).then(function (res) {
           if (res.status === 401) { return signedOut(); }
+          if (needsEnrolment(res, removeIt)) { return; }
           if (needsReauth(res, removeIt)) { return; }
           if (!res.ok) { return show(problemText(res), false); }
           show("\u201c" + c.name + "\u201d was removed.", true);
@@ -503,7 +607,9 @@
         if (res.status === 401) { return signedOut(); }
         if (needsReauth(res, function () { return add(type); })) { return; }
         if (!res.ok) { return show(problemText(res), false); }
+        var made = null; // the new credential's id, as the browser knows it
         return createCredential(res.data.publicKey).then(function (cred) {
+          made = cred.id;
           var body = { ceremony: res.data.ceremony, credential: cred };
           if (name) { body.name = name; }
           return post("/v1/webauthn/register/finish", body);
@@ -513,9 +619,13 @@
           $("new-name").value = "";
           var codes = fin.data.recovery_codes;
           if (codes) { showCodes(codes); }
-          show((kinds[fin.data.credential.type] || "Key") + " \u201c" + fin.data.credential.name + "\u201d was added." +
-            (codes ? " Save your recovery codes below." : ""), true);
-          return refresh();
+          var added = (kinds[fin.data.credential.type] || "Key") + " \u201c" + fin.data.credential.name + "\u201d was added.";
+          var saveCodes = codes ? " Save your recovery codes below." : "";
+          show(added + (enrolling ? " Confirming this session with it\u2026" : saveCodes), true);
+          return refresh().then(function () {
+            // An enrolment-only session: the new key confirms it at once.
+            if (enrolling) { return confirmSession(made, added, saveCodes); }
+          });
         });
       });
     }
@@ -531,6 +641,7 @@
       $("add-passkey").disabled = true;
       $("add-key").disabled = true;
       $("reauth-passkey").disabled = true;
+      $("enrol-confirm").disabled = true;
     }
     $("add-passkey").addEventListener("click", function () { busy($("add-passkey"), add("passkey")); });
     $("add-key").addEventListener("click", function () { busy($("add-key"), add("security_key")); });
@@ -550,6 +661,9 @@
         }).then(reauthenticated);
       }));
     });
+    $("enrol-confirm").addEventListener("click", function () {
+      busy($("enrol-confirm"), confirmSession(null));
+    });
     $("reauth-cancel").addEventListener("click", function () {
       retry = null;
       $("reauth").hidden = true;
@@ -568,6 +682,7 @@
       if (!res.ok) { return show(problemText(res), false); }
       $("who").textContent = res.data.user.email;
       $("reauth-user").value = res.data.user.email; // for password managers
+      setEnrolling(enrolOnly(res.data));
       $("account").hidden = false;
       return refresh();
     }).catch(failed);
