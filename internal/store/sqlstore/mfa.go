@@ -131,18 +131,7 @@ func (q *queries) guardedTOTPUpdate(ctx context.Context, op, userID, query strin
 
 // DeleteTOTP implements store.MFA.
 func (q *queries) DeleteTOTP(ctx context.Context, userID string) error {
-	res, err := q.exec(ctx, `DELETE FROM totp_factors WHERE user_id = ?`, userID)
-	if err != nil {
-		return q.fail("delete totp", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return q.fail("delete totp", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: delete totp: %w", store.ErrNotFound)
-	}
-	return nil
+	return q.execOne(ctx, "delete totp", `DELETE FROM totp_factors WHERE user_id = ?`, userID)
 }
 
 // ReplaceRecoveryCodes implements store.MFA; q must be inside a
@@ -191,19 +180,8 @@ func (q *queries) ReplaceRecoveryCodes(ctx context.Context, userID string, codes
 // concurrent uses of one code exactly one succeeds, the others find no
 // unused code. A nil hash matches nothing.
 func (q *queries) UseRecoveryCode(ctx context.Context, userID string, hash []byte, at time.Time) error {
-	res, err := q.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`,
+	return q.execOne(ctx, "use recovery code", `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`,
 		q.t(at), userID, hash)
-	if err != nil {
-		return q.fail("use recovery code", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return q.fail("use recovery code", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: use recovery code: %w", store.ErrNotFound)
-	}
-	return nil
 }
 
 // CountRecoveryCodes implements store.MFA.

@@ -124,6 +124,21 @@ func (q *queries) guardedUpdate(ctx context.Context, op, table, id, query string
 	return false, nil
 }
 
+// execOne runs a statement that must touch a row: none is
+// store.ErrNotFound (op names the operation in errors).
+func (q *queries) execOne(ctx context.Context, op, query string, args ...any) error {
+	res, err := q.exec(ctx, query, args...)
+	if err != nil {
+		return q.fail(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return q.fail(op, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
+	}
+	return nil
+}
+
 // existsAfterWrite reports whether a row with id exists in table, read on
 // the write side so that inside a transaction it sees the transaction's
 // own state. It tells "missing" from "precondition failed" after a guarded

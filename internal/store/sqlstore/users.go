@@ -129,17 +129,8 @@ func (q *queries) SetPhone(ctx context.Context, userID, phone string, at time.Ti
 // SetAdmin implements store.Users. Setting the value the user already has
 // changes nothing, not even UpdatedAt.
 func (q *queries) SetAdmin(ctx context.Context, userID string, admin bool, at time.Time) error {
-	res, err := q.exec(ctx, `UPDATE users SET admin = ?, updated_at = CASE WHEN admin = ? THEN updated_at ELSE ? END
+	return q.execOne(ctx, "set admin", `UPDATE users SET admin = ?, updated_at = CASE WHEN admin = ? THEN updated_at ELSE ? END
 		WHERE id = ?`, admin, admin, q.t(at), userID)
-	if err != nil {
-		return q.fail("set admin", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return q.fail("set admin", err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlstore: set admin: %w", store.ErrNotFound)
-	}
-	return nil
 }
 
 // UserByPhone implements store.Users. "" is no number, so it finds no

@@ -117,34 +117,12 @@ func (q *queries) UseWebAuthnCredential(ctx context.Context, id string, oldCount
 // RenameWebAuthnCredential implements store.WebAuthn. Renaming to the
 // current name is not an error.
 func (q *queries) RenameWebAuthnCredential(ctx context.Context, userID, id, name string) error {
-	res, err := q.exec(ctx, `UPDATE webauthn_credentials SET name = ? WHERE user_id = ? AND id = ?`, name, userID, id)
-	if err != nil {
-		return q.fail("rename webauthn credential", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return q.fail("rename webauthn credential", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: rename webauthn credential: %w", store.ErrNotFound)
-	}
-	return nil
+	return q.execOne(ctx, "rename webauthn credential", `UPDATE webauthn_credentials SET name = ? WHERE user_id = ? AND id = ?`, name, userID, id)
 }
 
 // DeleteWebAuthnCredential implements store.WebAuthn.
 func (q *queries) DeleteWebAuthnCredential(ctx context.Context, userID, id string) error {
-	res, err := q.exec(ctx, `DELETE FROM webauthn_credentials WHERE user_id = ? AND id = ?`, userID, id)
-	if err != nil {
-		return q.fail("delete webauthn credential", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return q.fail("delete webauthn credential", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: delete webauthn credential: %w", store.ErrNotFound)
-	}
-	return nil
+	return q.execOne(ctx, "delete webauthn credential", `DELETE FROM webauthn_credentials WHERE user_id = ? AND id = ?`, userID, id)
 }
 
 // DeleteUserWebAuthnCredentials implements store.WebAuthn.
