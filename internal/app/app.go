@@ -302,7 +302,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.Handle("GET /healthz", adapt(healthz))
 	mux.Handle("GET /readyz", adapt(s.readyz))
 
+	proxies, err := httpx.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	s.Handler = httpx.Chain(problemFallback(mux),
+		httpx.RealIP(proxies),
 		httpx.RequestID,
 		httpx.AccessLog(log, quietAccessLog),
 		httpx.SecurityHeaders(cfg.TLS()),

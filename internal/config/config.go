@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 )
 
 // Config is everything `gatehouse serve` can be told.
@@ -31,6 +33,9 @@ type Config struct {
 	// TrustedOrigins may make cross-origin state-changing requests
 	// (e.g. a front-end on another origin), comma-separated.
 	TrustedOrigins []string
+	// TrustedProxies are the addresses and CIDR prefixes of the reverse
+	// proxies whose Forwarded / X-Forwarded-For headers name the client.
+	TrustedProxies []string
 	// RequireMFA: every session must pass a second factor; one that has
 	// not may only enrol a factor and step up with it.
 	RequireMFA bool
@@ -224,6 +229,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL of this server (default http://<addr>)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "plain-http localhost development: session cookies drop Secure and the __Host- prefix")
 	fs.Var(commaList{&c.TrustedOrigins}, "trusted-origins", "comma-separated origins allowed to make cross-origin state-changing requests")
+	fs.Var(commaList{&c.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDR prefixes of reverse proxies whose Forwarded / X-Forwarded-For headers are believed")
 	fs.BoolVar(&c.RequireMFA, "require-mfa", c.RequireMFA, "every session must pass a second factor (sessions without one may only enrol one and step up with it)")
 	fs.BoolVar(&c.RequireMFAForAdmins, "require-mfa-for-admins", c.RequireMFAForAdmins, "the sessions of administrators (gatehouse users admin) must pass a second factor")
 	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", c.WebAuthnRPID, "WebAuthn relying party id, a domain (default: the public URL's host)")
@@ -369,6 +375,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateWebAuthn(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
 	for _, rs := range c.ResourceServers {
 		id, secret, ok := strings.Cut(rs, ":")

@@ -87,7 +87,8 @@ func TestValidateRefuses(t *testing.T) {
 		"webauthn plain http off localhost": func(c *Config) {
 			c.WebAuthnRPID, c.WebAuthnOrigins = "example.com", []string{"http://login.example.com"}
 		},
-		"webauthn origin with a path": func(c *Config) { c.WebAuthnOrigins = []string{"http://localhost:8080/ui"} },
+		"webauthn origin with a path":  func(c *Config) { c.WebAuthnOrigins = []string{"http://localhost:8080/ui"} },
+		"trusted proxy not an address": func(c *Config) { c.TrustedProxies = []string{"proxy.internal"} },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -5,9 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
@@ -157,19 +155,4 @@ func AccessLog(log *slog.Logger, quiet func(r *http.Request, status int) bool) M
 			next.ServeHTTP(sw, r)
 		})
 	}
-}
-
-// ClientIP returns the address of the peer. Forwarded headers are not
-// trusted here; a deployment behind a proxy configures trusted proxies (a
-// later feature) rather than believing any client-supplied header.
-func ClientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ip.Unmap()
 }
