@@ -21,6 +21,7 @@ func TestServeZeroConfig(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	t.Setenv("GATEHOUSE_ADDR", "127.0.0.1:0")
+	t.Setenv("GATEHOUSE_METRICS_ADDR", "127.0.0.1:0")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -30,12 +31,15 @@ func TestServeZeroConfig(t *testing.T) {
 		pw.Close()
 	}()
 
-	addr := ""
+	addr, metricsAddr := "", ""
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		var line map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("log line is not JSON: %s", sc.Text())
+		}
+		if line["msg"] == "metrics listening" {
+			metricsAddr = line["addr"].(string)
 		}
 		if line["msg"] == "gatehouse listening" {
 			addr = line["addr"].(string)
@@ -54,6 +58,16 @@ func TestServeZeroConfig(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("readyz = %d", res.StatusCode)
+	}
+	// The metrics listener is apart from the public one.
+	res, err = http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(metrics), `gatehouse_http_requests_total{code="",route="GET /readyz",status="200"} 1`) {
+		t.Errorf("metrics: %d\n%s", res.StatusCode, metrics)
 	}
 	for path, want := range map[string]os.FileMode{
 		"gatehouse-data":                    0o700,

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
+	"github.com/gatehouse-auth/gatehouse/internal/metrics"
 	"github.com/gatehouse-auth/gatehouse/internal/mfa"
 	"github.com/gatehouse-auth/gatehouse/internal/outbox"
 	"github.com/gatehouse-auth/gatehouse/internal/passkey"
@@ -44,7 +45,9 @@ import (
 
 // Server is a built Gatehouse: its HTTP handler and what it owns.
 type Server struct {
-	Handler  http.Handler
+	Handler http.Handler
+	// Metrics serves GET /metrics (Prometheus), for a listener of its own.
+	Metrics  http.Handler
 	DB       store.Store
 	Sessions *session.Manager
 	// Keys signs access tokens and serves the JWKS.
@@ -306,8 +309,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	s.Metrics = m.Handler()
 	s.Handler = httpx.Chain(problemFallback(mux),
 		httpx.RealIP(proxies),
+		m.Middleware(mux),
 		httpx.RequestID,
 		httpx.AccessLog(log, quietAccessLog),
 		httpx.SecurityHeaders(cfg.TLS()),

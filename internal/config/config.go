@@ -36,6 +36,9 @@ type Config struct {
 	// TrustedProxies are the addresses and CIDR prefixes of the reverse
 	// proxies whose Forwarded / X-Forwarded-For headers name the client.
 	TrustedProxies []string
+	// MetricsAddr is the listen address of the Prometheus endpoint
+	// (GET /metrics); "" = no metrics listener.
+	MetricsAddr string
 	// RequireMFA: every session must pass a second factor; one that has
 	// not may only enrol a factor and step up with it.
 	RequireMFA bool
@@ -229,6 +232,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL of this server (default http://<addr>)")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "plain-http localhost development: session cookies drop Secure and the __Host- prefix")
 	fs.Var(commaList{&c.TrustedOrigins}, "trusted-origins", "comma-separated origins allowed to make cross-origin state-changing requests")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus /metrics endpoint, apart from the public one (empty: none)")
 	fs.Var(commaList{&c.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDR prefixes of reverse proxies whose Forwarded / X-Forwarded-For headers are believed")
 	fs.BoolVar(&c.RequireMFA, "require-mfa", c.RequireMFA, "every session must pass a second factor (sessions without one may only enrol one and step up with it)")
 	fs.BoolVar(&c.RequireMFAForAdmins, "require-mfa-for-admins", c.RequireMFAForAdmins, "the sessions of administrators (gatehouse users admin) must pass a second factor")

@@ -86,20 +86,27 @@ func RequestID(next http.Handler) http.Handler {
 	})
 }
 
-type statusWriter struct {
+// StatusWriter records the status and size of a response for the
+// middleware that wraps the handler (logs, metrics). Unwrap lets
+// http.ResponseController reach the connection (flushes, deadlines).
+type StatusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int
 }
 
-func (s *statusWriter) WriteHeader(code int) {
+// Status is the status written so far (200 once a body was written
+// without one; 0 before anything).
+func (s *StatusWriter) Status() int { return s.status }
+
+func (s *StatusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusWriter) Write(b []byte) (int, error) {
+func (s *StatusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
@@ -108,7 +115,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // AccessLog logs one line per request: method, path (never the query, which
 // may carry tokens), status, duration, client IP and request id. Panics in
@@ -121,7 +128,7 @@ func AccessLog(log *slog.Logger, quiet func(r *http.Request, status int) bool) M
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &StatusWriter{ResponseWriter: w}
 			defer func() {
 				v := recover()
 				if v != nil {

@@ -9,6 +9,7 @@
 package problem
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +141,16 @@ var (
 // ContentType is the media type of problem bodies.
 const ContentType = "application/problem+json"
 
+type recorderKey struct{}
+
+// WithRecorder returns a context in which Write records the code of the
+// problem it renders, and where it will be ("" until then): metrics label
+// requests with it.
+func WithRecorder(ctx context.Context) (context.Context, *string) {
+	code := new(string)
+	return context.WithValue(ctx, recorderKey{}, code), code
+}
+
 // Write renders err as a problem response. A *Problem in err's chain is sent
 // as is; any other error becomes internal_error and is logged with its cause.
 // Problems with a private cause are logged at warn (4xx) or error (5xx).
@@ -158,6 +169,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("request_id", w.Header().Get("X-Request-Id")),
 			slog.Any("error", err))
+	}
+	if code, ok := r.Context().Value(recorderKey{}).(*string); ok {
+		*code = p.Code
 	}
 	body := map[string]any{}
 	for k, v := range p.Extra {
