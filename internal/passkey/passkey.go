@@ -556,7 +556,7 @@ func (s *Service) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	a, err := s.Verify(r, req.Ceremony, purposeLogin, "", "", req.Credential)
+	a, err := s.verify(r, req.Ceremony, purposeLogin, "", "", req.Credential)
 	if err != nil {
 		return err
 	}
@@ -652,11 +652,11 @@ func (a *Assertion) Use(ctx context.Context, tx store.Tx, at time.Time) error {
 	return tx.WebAuthn().UseWebAuthnCredential(ctx, a.Credential.ID, a.Credential.SignCount, a.count, a.backedUp, at)
 }
 
-// Verify checks an assertion of the ceremony handle, begun for purpose (and
+// verify checks an assertion of the ceremony handle, begun for purpose (and
 // for userID and, for a step-up, sessionID, unless ""). The ceremony is
 // spent whatever the outcome. A refusal is audited (webauthn.failed) and
 // answered 401 passkey_refused.
-func (s *Service) Verify(r *http.Request, handle, purpose, userID, challengeKey string, credential json.RawMessage) (*Assertion, error) {
+func (s *Service) verify(r *http.Request, handle, purpose, userID, challengeKey string, credential json.RawMessage) (*Assertion, error) {
 	ctx := r.Context()
 	c, err := s.take(ctx, handle, purpose)
 	if err != nil {
@@ -750,13 +750,13 @@ func (s *Service) refused(r *http.Request, userID, purpose, credentialID string,
 // VerifyFactor checks the assertion of a second-factor ceremony begun for
 // the sign-in challenge (by its key) of userID.
 func (s *Service) VerifyFactor(r *http.Request, handle, userID, challengeKey string, credential json.RawMessage) (*Assertion, error) {
-	return s.Verify(r, handle, purposeFactor, userID, challengeKey, credential)
+	return s.verify(r, handle, purposeFactor, userID, challengeKey, credential)
 }
 
 // VerifyStepUp checks the assertion of a step-up ceremony begun by the
 // request's session for userID.
 func (s *Service) VerifyStepUp(r *http.Request, handle, userID string, credential json.RawMessage) (*Assertion, error) {
-	return s.Verify(r, handle, purposeStepUp, userID, "", credential)
+	return s.verify(r, handle, purposeStepUp, userID, "", credential)
 }
 
 // Has reports whether the user has a WebAuthn credential.
