@@ -633,36 +633,6 @@ func TestPasskeyConditionalUIChromium(t *testing.T) {
 	}
 }
 
-// puMailLink waits for an e-mail to addr with a link to the hosted page
-// on the public URL and returns the latest such link.
-func puMailLink(t *testing.T, h *harness, addr, page string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		link := ""
-		for _, m := range h.smtp.Messages() {
-			if !slices.ContainsFunc(m.To, func(r string) bool { return strings.EqualFold(r, addr) }) {
-				continue
-			}
-			for _, sub := range uiLinkRE.FindAllStringSubmatch(m.Text, -1) {
-				if sub[1] == page {
-					link = sub[0]
-				}
-			}
-		}
-		if link != "" {
-			if !strings.HasPrefix(link, h.cfg.PublicURL+"/ui/"+page+"#token=") {
-				t.Fatalf("link %q is not on the public URL %s", link, h.cfg.PublicURL)
-			}
-			return link
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no e-mail to %s with a /ui/%s link within 10s", addr, page)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestPasskeyMagicLinkSecondFactorChromium: the magic-link page offers
 // the security key for the second step of a (verified) account whose only
 // second factor is a key; before, it asked only for an app code.
@@ -674,14 +644,14 @@ func TestPasskeyMagicLinkSecondFactorChromium(t *testing.T) {
 	h.newUser(email)
 	// Verified first: a link into an unverified account claims it, and
 	// the claim removes the second factors (a pre-hijacker's).
-	mustStatus(t, h.client().do("POST", "/v1/verify-email", map[string]string{"token": uiLinkSecret(puMailLink(t, h, email, "verify-email"))}), http.StatusOK)
+	mustStatus(t, h.client().do("POST", "/v1/verify-email", map[string]string{"token": uiLinkSecret(uiMailLink(t, h, email, "verify-email"))}), http.StatusOK)
 	puPasswordSignIn(b, h, email)
 	puOpenPasskeys(b, h, email)
 	puRegister(b)
 	puSignOut(b)
 
 	mustStatus(t, h.client().do("POST", "/v1/magic-link", map[string]string{"email": email}), http.StatusAccepted)
-	b.openLink(puMailLink(t, h, email, "magic-link"))
+	b.openLink(uiMailLink(t, h, email, "magic-link"))
 	st := puClick(b, "#submit", "two-step")
 	puMustStatus(b, st, "security key")
 	if uiEval[bool](b, `document.getElementById("mfa-key").hidden`) {

@@ -427,8 +427,8 @@ func uiMailLink(t *testing.T, h *harness, addr, page string) string {
 			}
 		}
 		if link != "" {
-			if !strings.HasPrefix(link, h.ts.URL+"/ui/"+page+"#token=") {
-				t.Fatalf("link %q is not on the server's public URL %s", link, h.ts.URL)
+			if !strings.HasPrefix(link, h.cfg.PublicURL+"/ui/"+page+"#token=") {
+				t.Fatalf("link %q is not on the server's public URL %s", link, h.cfg.PublicURL)
 			}
 			return link
 		}
