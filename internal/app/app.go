@@ -313,7 +313,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.Metrics = m.Handler()
 	s.Handler = httpx.Chain(problemFallback(mux),
 		httpx.RealIP(proxies),
-		m.Middleware(mux),
+		m.Middleware,
 		httpx.RequestID,
 		httpx.AccessLog(log, quietAccessLog),
 		httpx.SecurityHeaders(cfg.TLS()),
@@ -516,6 +516,7 @@ func problemFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
+			metrics.RecordRoute(r.Context(), pattern)
 			mux.ServeHTTP(w, r)
 			return
 		}

@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,32 +51,33 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Router names the route a request will take ("POST /v1/login"); an
-// http.ServeMux's Handler method does.
-type Router interface {
-	Handler(r *http.Request) (http.Handler, string)
+type routeKey struct{}
+
+// RecordRoute tells the metrics of this request which route pattern served
+// it ("POST /v1/login"): the router, which matches it anyway, calls it, so
+// the metrics need no route lookup of their own. A request whose router
+// does not call it counts as "unmatched".
+func RecordRoute(ctx context.Context, pattern string) {
+	if route, ok := ctx.Value(routeKey{}).(*string); ok && pattern != "" {
+		*route = pattern
+	}
 }
 
 // Middleware counts and times every request under its route pattern (the
 // pattern, not the path: ids in paths must not become labels), with the
 // problem code of an error answer.
-func (m *Metrics) Middleware(routes Router) httpx.Middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			_, route := routes.Handler(r)
-			if route == "" {
-				route = "unmatched"
-			}
-			ctx, code := problem.WithRecorder(r.Context())
-			sw := &httpx.StatusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r.WithContext(ctx))
-			status := sw.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
-			m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-			m.requests.WithLabelValues(route, strconv.Itoa(status), *code).Inc()
-		})
-	}
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		route := "unmatched"
+		ctx, code := problem.WithRecorder(context.WithValue(r.Context(), routeKey{}, &route))
+		sw := &httpx.StatusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		status := sw.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(route, strconv.Itoa(status), *code).Inc()
+	})
 }
