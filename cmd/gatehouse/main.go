@@ -6,6 +6,9 @@
 //	gatehouse keys rotate    add an access-token signing key (published now, signing later)
 //	gatehouse keys list      list the signing keys and their state
 //	gatehouse outbox         list the messages of the dev outbox (no SMTP configured)
+//	gatehouse audit verify   check the tamper-evident audit chain (and --anchor heads)
+//	gatehouse audit export   write audit events as JSON lines (filters: --user --type --ip --since --until)
+//	gatehouse ip             list, allow, deny or delete rules of client addresses (and stuffing bans)
 //	gatehouse version        print the version
 //
 // Every flag can also be set with an environment variable GATEHOUSE_<NAME>
@@ -46,6 +49,11 @@ commands:
   keys rotate    add an access-token signing key (published now, signing later)
   keys list      list the access-token signing keys and their state
   outbox         list e-mails and texts kept in the dev outbox (no SMTP configured)
+  audit verify   check the tamper-evident audit chain; non-zero exit on tampering
+  audit export   write audit events as JSON lines (--user, --type, --ip, --since, --until)
+  ip list        list the allow and deny rules of client addresses (stuffing bans included)
+  ip allow|deny  allow or deny an address or CIDR block (--for, --reason)
+  ip delete      delete the rule of an address or block (lifts a ban)
   version        print the version
 
 Run "gatehouse <command> -h" for the flags of a command.
@@ -85,6 +93,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return keysCommand(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return outboxCommand(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, args[1:], stdout, stderr)
+	case "ip":
+		return ipCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 		return nil

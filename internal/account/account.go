@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/id"
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
+	"github.com/gatehouse-auth/gatehouse/internal/risk"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 	"github.com/gatehouse-auth/gatehouse/internal/throttle"
@@ -29,10 +30,9 @@ import (
 // Throttle classes used by this package; their limits are configured in
 // the composition root.
 const (
-	ClassLoginIP      = "login_ip"
-	ClassLoginAccount = "login_account"
-	ClassSignupIP     = "signup_ip"
-	ClassReauth       = "reauth_account"
+	ClassLoginIP  = "login_ip"
+	ClassSignupIP = "signup_ip"
+	ClassReauth   = "reauth_account"
 )
 
 // maxPasswordBytes bounds a password before any hashing (long-password DoS).
@@ -61,6 +61,15 @@ type Handler struct {
 	Hasher   Hasher
 	Policy   password.Policy
 	Throttle Throttler
+	// Protect is the brute-force policy of password sign-in.
+	Protect Protection
+	// Devices recognises the devices that signed in before.
+	Devices Devices
+	// Risk scores password sign-ins against the account's earlier ones;
+	// nil: no scoring.
+	Risk *risk.Engine
+	// OnRisk, if set, counts each risk decision (a metric).
+	OnRisk func(decision string)
 	// Tokens issues token-mode sessions ("mode": "token").
 	Tokens *token.Service
 	// Notify sends the e-mails account events call for.
@@ -90,6 +99,10 @@ type Notifier interface {
 	PasswordChanged(r *http.Request, u *store.User)
 	// RecoveryCodeUsed tells u one of its recovery codes was used.
 	RecoveryCodeUsed(r *http.Request, u *store.User)
+	// NewDeviceSignIn tells u a session was opened from a device that had
+	// not signed in to the account before (location: approximate, may be
+	// empty).
+	NewDeviceSignIn(r *http.Request, u *store.User, sessionID, location string)
 	// SecondFactorChanged tells u what changed in its second factors
 	// (a sentence: "An authenticator app was turned on").
 	SecondFactorChanged(r *http.Request, userID, change string)
@@ -200,7 +213,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.Sessions.Now()
 	u := &store.User{ID: id.New("usr"), Email: email.Display, EmailKey: email.Key, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery)
+	st := h.Begin(r, u.ID, []string{"pwd"}, req.Delivery).Quiet()
 	var superseded string
 	err = h.DB.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Users().CreateUser(ctx, u); err != nil {
@@ -292,33 +305,35 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return problem.InvalidField.WithDetail("Field \"password\" is too long.").With("field", "password")
 	}
 	ctx := r.Context()
-	accountKey := throttle.Key{Class: ClassLoginAccount, ID: email.Key}
-	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: throttle.IPKey(httpx.ClientIP(r))}, accountKey); d.Wait > 0 {
+	if d := h.Throttle.Attempt(ctx, throttle.Key{Class: ClassLoginIP, ID: throttle.IPKey(httpx.ClientIP(r))}); d.Wait > 0 {
 		if d.Tripped {
 			// Once per window, not per refusal: a flood of refused
 			// requests must not become a flood of writes.
-			e := audit.New(r, h.Sessions.Now(), audit.LoginThrottled, "", "")
-			if u, err := h.DB.Users().UserByEmailKey(ctx, email.Key); err == nil {
-				e.UserID = u.ID
-			}
-			audit.Append(ctx, h.DB.Audit(), h.Log, e)
+			audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.LoginThrottled, "", ""))
 		}
 		return problem.RateLimited.WithRetryAfter(d.Wait)
 	}
 	u, err := h.DB.Users().UserByEmailKey(ctx, email.Key)
 	if errors.Is(err, store.ErrNotFound) {
+		u = nil
+	} else if err != nil {
+		return fmt.Errorf("account: login: %w", err)
+	}
+	if err := h.admit(r, email.Key, u); err != nil {
+		return err
+	}
+	if u == nil {
 		// Same work as a wrong password: no timing oracle on existence.
 		if err := h.Hasher.VerifyDummy(ctx, req.Password); err != nil {
 			return hashProblem(err)
 		}
+		h.loginFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, "", ""), "email", email.Key))
 		return problem.InvalidCredentials
 	}
-	if err != nil {
-		return fmt.Errorf("account: login: %w", err)
-	}
 	newHash, err := h.verify(ctx, u, req.Password)
 	if errors.Is(err, errWrongPassword) {
+		h.loginFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""))
 		return problem.InvalidCredentials
 	}
@@ -331,16 +346,23 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		// answer here would tell them the address was free. The owner gets
 		// the verification e-mail again instead.
 		h.Notify.VerificationNeeded(r, u)
+		h.loginFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""), "reason", "email_unverified"))
 		return problem.InvalidCredentials
 	}
-	// Reset only now: an unverified account's right password must leave
-	// the counter as a wrong one does, or the throttle would tell.
-	h.Throttle.Reset(ctx, accountKey)
+	// The password is right: its attempt is refunded (only now: an
+	// unverified account's right password must count as a wrong one does,
+	// or the counts would tell). A second factor has its own budget.
+	h.ClearFailures(ctx, email.Key, httpx.ClientIP(r))
 	now := h.Sessions.Now()
-	if mfa, err := h.MFA.Required(ctx, u.ID); err != nil {
+	mfa, err := h.MFA.Required(ctx, u.ID)
+	if err != nil {
 		return err
-	} else if mfa {
+	}
+	if err := h.judge(r, u, mfa); err != nil {
+		return err
+	}
+	if mfa {
 		if newHash != "" {
 			if err := h.DB.InTx(ctx, func(tx store.Tx) error { return h.confirmPassword(ctx, tx, r, u, newHash, now) }); err != nil {
 				return fmt.Errorf("account: login: %w", err)
@@ -441,7 +463,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 		if len(amr) == 0 {
 			amr = []string{"pwd"}
 		}
-		st = h.Begin(r, u.ID, amr, d)
+		st = h.Begin(r, u.ID, amr, d).Quiet()
 	} else {
 		secret = id.NewSecret(session.TokenPrefix)
 	}

@@ -48,38 +48,49 @@ type Start struct {
 	d       Delivery
 	create  func(ctx context.Context, tx store.Tx) error
 	respond func(w http.ResponseWriter, status int, u *store.User) error
+	// quiet: not a sign-in from a device (a sign-up, a session replaced
+	// after a password change), so no new-device notice.
+	quiet bool
 }
 
 // Begin prepares the session of a sign-in by userID with the methods amr,
 // delivered as d asks.
 func (h *Handler) Begin(r *http.Request, userID string, amr []string, d Delivery) *Start {
+	st := &Start{d: d}
 	if d.token() {
 		client := d.Client
 		if client == "" {
 			client = token.ClientBrowser
 		}
 		g := h.Tokens.Begin(r, userID, amr, client)
-		return &Start{
-			session: g.Session,
-			d:       d,
-			create:  g.Create,
-			respond: func(w http.ResponseWriter, status int, u *store.User) error {
-				return h.Tokens.Respond(w, status, g, map[string]any{"user": ViewOf(u), "session": h.Sessions.ViewOf(g.Session, u, true)})
-			},
+		st.session, st.create = g.Session, g.Create
+		st.respond = func(w http.ResponseWriter, status int, u *store.User) error {
+			extra := map[string]any{"user": ViewOf(u), "session": h.Sessions.ViewOf(g.Session, u, true)}
+			if tok := h.signedIn(w, r, u, st); client == token.ClientNative {
+				extra["device_token"] = tok
+			}
+			return h.Tokens.Respond(w, status, g, extra)
 		}
+		return st
 	}
 	s, secret := h.Sessions.New(r, userID, amr)
-	return &Start{
-		session: s,
-		d:       d,
-		create: func(ctx context.Context, tx store.Tx) error {
-			return tx.Sessions().CreateSession(ctx, s)
-		},
-		respond: func(w http.ResponseWriter, status int, u *store.User) error {
-			h.Sessions.SetCookie(w, secret, s.ExpiresAt)
-			return httpx.WriteJSON(w, status, signedIn{ViewOf(u), h.Sessions.ViewOf(s, u, true)})
-		},
+	st.session = s
+	st.create = func(ctx context.Context, tx store.Tx) error {
+		return tx.Sessions().CreateSession(ctx, s)
 	}
+	st.respond = func(w http.ResponseWriter, status int, u *store.User) error {
+		h.signedIn(w, r, u, st)
+		h.Sessions.SetCookie(w, secret, s.ExpiresAt)
+		return httpx.WriteJSON(w, status, signedIn{ViewOf(u), h.Sessions.ViewOf(s, u, true)})
+	}
+	return st
+}
+
+// Quiet marks the session as no sign-in from a device (a sign-up, a
+// replacement): no new-device notice.
+func (st *Start) Quiet() *Start {
+	st.quiet = true
+	return st
 }
 
 // SessionID is the id of the session to be created.

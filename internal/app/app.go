@@ -13,15 +13,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/device"
 	"github.com/gatehouse-auth/gatehouse/internal/dispatch"
 	"github.com/gatehouse-auth/gatehouse/internal/ephemeral"
+	"github.com/gatehouse-auth/gatehouse/internal/geo"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/ipguard"
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
 	"github.com/gatehouse-auth/gatehouse/internal/metrics"
 	"github.com/gatehouse-auth/gatehouse/internal/mfa"
@@ -30,6 +34,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/password"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/revocation"
+	"github.com/gatehouse-auth/gatehouse/internal/risk"
 	"github.com/gatehouse-auth/gatehouse/internal/secrets"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/signing"
@@ -56,10 +61,14 @@ type Server struct {
 	Revocations *revocation.Set
 	// Dialect names the database engine ("sqlite" or "postgres").
 	Dialect string
+	// IPGuard enforces the client-address allow and deny rules and bans
+	// credential stuffing (package ipguard).
+	IPGuard *ipguard.Guard
 
 	cfg    config.Config
 	log    *slog.Logger
 	eph    ephemeral.Store
+	geo    *geo.DB // nil without --geoip-db
 	jobs   *dispatch.Queue
 	stop   context.CancelFunc
 	closed bool
@@ -136,10 +145,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	s.Dialect = db.Dialect()
 	local := ephemeral.NewMemory(opts.Now)
 	s.eph = local
+	localLimiter := throttle.NewMemory(opts.Now, throttle.DefaultMemoryKeys)
+	var limiter throttle.Limiter = localLimiter
 	if cfg.Redis != "" {
-		if s.eph, err = ephemeral.NewRedis(ctx, cfg.Redis, cfg.RedisPrefix); err != nil {
+		r, err := ephemeral.NewRedis(ctx, cfg.Redis, cfg.RedisPrefix)
+		if err != nil {
 			return nil, fmt.Errorf("app: redis: %w", err)
 		}
+		s.eph = r
+		limiter = throttle.NewRedis(r.Client())
 	}
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -198,6 +212,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	go s.Revocations.Run(runCtx, db.Sessions(), revocationSyncInterval, log)
 
+	geoDB, err := geo.Open(cfg.GeoIPDB, cfg.GeoIPASNDB)
+	if cfg.GeoIPDB == "" {
+		geoDB, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: --geoip-db: %w", err)
+	}
+	s.geo = geoDB
+	bands, err := risk.ParseBands(cfg.RiskBands)
+	if err != nil {
+		return nil, fmt.Errorf("app: --risk-bands: %w", err)
+	}
+	riskEngine := risk.NewEngine(geoDB, bands)
+	if geoDB != nil {
+		s.Sessions.SetLocator(func(ip netip.Addr) string { return risk.Place(geoDB.Lookup(ip)) })
+	}
+	m := metrics.New()
+	onRisk := func(decision string) { m.Security.WithLabelValues("risk", decision).Inc() }
 	resourceServers := token.NewResourceServers(cfg.ResourceServers, log)
 	tokens := token.New(token.Config{
 		Issuer:          cfg.BaseURL(),
@@ -207,7 +239,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		RefreshLifetime: cfg.RefreshLifetime,
 		Grace:           cfg.RefreshGrace,
 		Secure:          !cfg.Dev,
-	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Log: log})
+	}, token.Deps{DB: db, Sessions: s.Sessions, Signer: s.Keys, Verifier: verifier, ResourceServers: resourceServers, Risk: riskEngine, OnRisk: onRisk, Log: log})
 	feed := &revocation.Feed{Set: s.Revocations, Heartbeat: revocationHeartbeat, MaxLifetime: 10 * time.Minute, MaxTokenLifetime: cfg.AccessTokenTTL, Log: log}
 	if cfg.Redis != "" {
 		// Revocations reach this replica over the bus, or at worst through
@@ -223,20 +255,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		}
 	}
 
+	if err := s.startIPGuard(runCtx, m); err != nil {
+		return nil, err
+	}
 	thr := throttle.New(map[string]throttle.Rule{
-		account.ClassLoginIP:          {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
-		account.ClassLoginAccount:     {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
+		account.ClassLoginIP:          {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
 		account.ClassReauth:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
-		account.ClassSignupIP:         {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow},
+		account.ClassSignupIP:         {Limit: cfg.SignupsPerIP, Window: cfg.SignupWindow, PerIP: true},
 		verification.ClassSendAddress: {Limit: cfg.MessagesPerAddress, Window: cfg.MessageWindow},
-		verification.ClassSendIP:      {Limit: cfg.MessagesPerIP, Window: cfg.MessageWindow},
-		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
+		verification.ClassSendIP:      {Limit: cfg.MessagesPerIP, Window: cfg.MessageWindow, PerIP: true},
+		verification.ClassCodeIP:      {Limit: cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
 		verification.ClassCodeAccount: {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 		mfa.ClassMFAAccount:           {Limit: cfg.LoginFailuresPerAccount, Window: cfg.LoginFailureWindow},
 		// Three times the sign-in budget: the hosted sign-in page begins
 		// a ceremony per load and renews it every five minutes.
-		passkey.ClassCeremonyIP: {Limit: 3 * cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow},
-	}, s.eph, local, log)
+		passkey.ClassCeremonyIP: {Limit: 3 * cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
+	}, limiter, localLimiter, log)
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)
 	s.jobs.Start(runCtx)
@@ -248,7 +282,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("app: mail templates: %w", err)
 	}
-	accounts := &account.Handler{DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Tokens: tokens, RequireVerifiedEmail: cfg.RequireVerifiedEmail, Log: log}
+	accounts := &account.Handler{
+		DB: db, Sessions: s.Sessions, Hasher: hasher, Policy: policy, Throttle: thr, Tokens: tokens,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, Log: log,
+		Protect: account.Protection{
+			Pair: &throttle.Backoff{
+				After: cfg.LoginDelayAfter, Base: time.Second, Cap: cfg.LoginDelayMax, Window: cfg.LoginAccountFailureWindow,
+				Primary: s.eph, Fallback: local, Log: log,
+			},
+			Account: &throttle.Backoff{
+				After: throttle.NoDelay, Window: cfg.LoginAccountFailureWindow,
+				Primary: s.eph, Fallback: local, Log: log,
+			},
+			ExtraProofAfter: cfg.LoginFailuresPerAccount,
+			MaxFailures:     cfg.LoginMaxFailuresPerAccount,
+			OnProtected:     m.Security.WithLabelValues("account_protection", "protected").Inc,
+			Failures:        s.IPGuard,
+		},
+		// The oldest pepper, like recovery codes: adding a pepper version
+		// must not make every device unfamiliar.
+		Devices: device.New(hkdfKey(peppers[0].Key, "gatehouse known devices v1"), opts.Now, !cfg.Dev),
+		Risk:    riskEngine,
+		OnRisk:  onRisk,
+	}
 	verifications := verification.New(verification.Config{
 		BaseURL:        cfg.BaseURL(),
 		Product:        cfg.ProductName,
@@ -302,6 +358,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.Keys.ServeJWKS)
 	mux.Handle("GET /v1/revocations", resourceServers.Require(feed))
 	mux.Handle("GET /v1/activity", adapt(audit.ActivityHandler(db.Audit(), session.UserID)))
+	s.startAudit(runCtx, mux, adapt, m)
+	s.IPGuard.Register(mux, adapt, s.Sessions)
 	mux.Handle("GET /healthz", adapt(healthz))
 	mux.Handle("GET /readyz", adapt(s.readyz))
 
@@ -309,14 +367,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
+	thr.OnFallback = m.LimiterFallbacks.Inc
 	s.Metrics = m.Handler()
 	s.Handler = httpx.Chain(problemFallback(mux),
 		httpx.RealIP(proxies),
 		m.Middleware,
+		throttle.Headers,
 		httpx.RequestID,
 		httpx.AccessLog(log, quietAccessLog),
 		httpx.SecurityHeaders(cfg.TLS()),
+		// After RealIP (it reads the client address) and RequestID: a
+		// refusal is logged and carries its request id like any other.
+		s.IPGuard.Middleware,
 		csrf.Handler,
 		s.Sessions.Authenticate,
 	)
@@ -460,6 +522,7 @@ func (s *Server) Close() error {
 	if s.eph != nil {
 		errs = append(errs, s.eph.Close())
 	}
+	errs = append(errs, s.geo.Close())
 	if s.DB != nil {
 		errs = append(errs, s.DB.Close())
 	}

@@ -27,30 +27,12 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", to inspect the store's file
 )
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type harness struct {
 	t     testing.TB
 	srv   *app.Server
 	ts    *httptest.Server
 	clock *ephemeraltest.Clock
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	cfg   config.Config
 	// smtp is the real SMTP server the harness's e-mail goes to, unless
 	// the test configured its own.
@@ -101,7 +83,7 @@ func startHarness(t testing.TB, cfg config.Config) *harness {
 		// as its relying party id, and pages must be opened there.
 		cfg.PublicURL = "http://localhost:" + strconv.Itoa(ts.Listener.Addr().(*net.TCPAddr).Port)
 	}
-	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &syncBuffer{}, read: map[string]int{}}
+	h := &harness{t: t, clock: ephemeraltest.NewClock(time.Now().UTC()), logs: &testutil.SyncBuffer{}, read: map[string]int{}}
 	if cfg.SMTPURL == "" {
 		h.smtp = mailtest.NewServer(t)
 		cfg.SMTPURL = h.smtp.URL()
@@ -130,8 +112,11 @@ func startHarness(t testing.TB, cfg config.Config) *harness {
 // client is one browser: it keeps the session cookie by hand so tests can
 // inspect and tamper with it.
 type client struct {
-	h       *harness
-	cookie  *http.Cookie
+	h      *harness
+	cookie *http.Cookie
+	// device is the known-device cookie: a client that signed in before
+	// is a known device of that account.
+	device  *http.Cookie
 	ua      string
 	headers map[string]string
 }
@@ -195,6 +180,9 @@ func (c *client) do(method, path string, body any) *response {
 	if c.cookie != nil {
 		req.AddCookie(c.cookie)
 	}
+	if c.device != nil {
+		req.AddCookie(c.device)
+	}
 	res, err := c.h.ts.Client().Do(req)
 	if err != nil {
 		c.h.t.Fatalf("%s %s: %v", method, path, err)
@@ -205,6 +193,9 @@ func (c *client) do(method, path string, body any) *response {
 		c.h.t.Fatalf("read body: %v", err)
 	}
 	for _, ck := range res.Cookies() {
+		if strings.HasSuffix(ck.Name, "gh_device") {
+			c.device = ck
+		}
 		if ck.Name == c.h.srv.Sessions.CookieName() {
 			if ck.MaxAge < 0 || ck.Value == "" {
 				c.cookie = nil

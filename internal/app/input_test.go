@@ -209,7 +209,7 @@ func TestImportedBcryptRehashedAtSignIn(t *testing.T) {
 func TestHammerConcurrentSessions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		h := newHarness(t, backend, func(c *config.Config) {
-			c.LoginAttemptsPerIP = 10000
+			c.LoginAttemptsPerIP, c.LoginDelayAfter = 10000, 10000
 			c.HashConcurrency = 8
 		})
 		owner := h.newUser("hammer@example.com")

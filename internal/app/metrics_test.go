@@ -32,7 +32,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`gatehouse_http_requests_total{code="",route="POST /v1/login",status="200"} 1`,
 		`gatehouse_http_requests_total{code="invalid_credentials",route="POST /v1/login",status="401"} 2`,
-		`gatehouse_http_requests_total{code="rate_limited",route="POST /v1/login",status="429"} 1`,
+		`gatehouse_http_requests_total{code="extra_proof_required",route="POST /v1/login",status="403"} 1`,
 		`gatehouse_http_requests_total{code="",route="POST /v1/signup",status="201"} 1`,
 		`gatehouse_http_requests_total{code="not_found",route="DELETE /v1/sessions/{id}",status="404"} 1`,
 		`gatehouse_http_requests_total{code="not_found",route="unmatched",status="404"} 1`,

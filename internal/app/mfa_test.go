@@ -345,7 +345,7 @@ func TestMFAEnrolAndSignIn(t *testing.T) {
 			t.Errorf("access token amr %v, want [pwd otp mfa]", amr)
 		}
 		mustStatus(t, h.raw("GET", "/v1/me", "", "", bearer(ts.access)), http.StatusOK)
-		r = h.refreshNative(ts.refresh, uaCurl)
+		r = h.refreshNative(ts.refresh, uaFirefox) // the client that signed in
 		mustStatus(t, r, http.StatusOK)
 		_, claims = jwtParts(t, tokensOf(t, r, refreshCookie).access)
 		if claims["acr"] != "aal2" || !slices.Contains(siStrings(claims["amr"]), "mfa") {

@@ -88,7 +88,13 @@ const refreshCookie = "__Secure-gh_refresh"
 // tokenUser signs up email in token mode with the given client kind.
 func (h *harness) tokenUser(email, client string) tokenSet {
 	h.t.Helper()
-	r := h.raw("POST", "/v1/signup", "application/json", jsonBody(map[string]string{"email": email, "password": goodPassword, "mode": "token", "client": client}), nil)
+	// A native app signs up with the HTTP client it refreshes with
+	// (refreshNative): another one would be a risk signal.
+	var hdr map[string]string
+	if client == "native" {
+		hdr = map[string]string{"User-Agent": uaCurl}
+	}
+	r := h.raw("POST", "/v1/signup", "application/json", jsonBody(map[string]string{"email": email, "password": goodPassword, "mode": "token", "client": client}), hdr)
 	mustStatus(h.t, r, http.StatusCreated)
 	return tokensOf(h.t, r, refreshCookie)
 }
@@ -301,7 +307,7 @@ func TestAttackRefreshTokenOfAnotherUserWithCookie(t *testing.T) {
 	a := h.tokenUser("a@example.com", "native")
 	_, aClaims := jwtParts(t, a.access)
 	b := h.newUser("b@example.com") // a cookie session
-	r := h.raw("POST", "/v1/token/refresh", "application/json", jsonBody(map[string]string{"refresh_token": a.refresh}), nil, b.cookie)
+	r := h.raw("POST", "/v1/token/refresh", "application/json", jsonBody(map[string]string{"refresh_token": a.refresh}), map[string]string{"User-Agent": uaCurl}, b.cookie)
 	mustStatus(t, r, http.StatusOK)
 	_, claims := jwtParts(t, tokensOf(t, r, refreshCookie).access)
 	if claims["sub"] != aClaims["sub"] || claims["sid"] != aClaims["sid"] {

@@ -29,6 +29,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
+	"github.com/gatehouse-auth/gatehouse/internal/testutil"
 	"github.com/gatehouse-auth/gatehouse/internal/ui"
 )
 
@@ -71,7 +72,7 @@ func uiChromiumPath(t *testing.T) string {
 type uiBrowser struct {
 	t   *testing.T
 	ctx context.Context
-	out *syncBuffer // Chromium's own stdout and stderr
+	out *testutil.SyncBuffer // Chromium's own stdout and stderr
 
 	mu       sync.Mutex
 	console  []string // every console message, exception and log entry
@@ -86,7 +87,7 @@ type uiBrowser struct {
 func uiNewBrowser(t *testing.T) *uiBrowser {
 	t.Helper()
 	path := uiChromiumPath(t)
-	b := &uiBrowser{t: t, out: &syncBuffer{}}
+	b := &uiBrowser{t: t, out: &testutil.SyncBuffer{}}
 	tctx, cancelTimeout := context.WithTimeout(context.Background(), uiTimeout)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -21,10 +21,18 @@ import (
 // Event types. They are part of the public API (GET /v1/activity, exports):
 // never rename one.
 const (
-	SignedUp          = "user.signed_up"
-	LoginSucceeded    = "login.succeeded"
-	LoginFailed       = "login.failed"
-	LoginThrottled    = "login.throttled"
+	SignedUp       = "user.signed_up"
+	LoginSucceeded = "login.succeeded"
+	LoginFailed    = "login.failed"
+	LoginThrottled = "login.throttled"
+	// AccountProtected: a password attempt on an account was refused
+	// because too many were made from unfamiliar devices (then only known
+	// devices may use the password) or from known ones (then none may);
+	// once per window (details: devices "unfamiliar" or "known").
+	AccountProtected = "account.protected"
+	// RiskAssessed: a sign-in or refresh scored above the allow band
+	// (details: on "sign_in" or "refresh", decision, score, reasons).
+	RiskAssessed      = "risk.assessed"
 	LoggedOut         = "session.logged_out"
 	SessionRevoked    = "session.revoked"
 	OthersRevoked     = "session.revoked_others"
@@ -75,6 +83,19 @@ const (
 	// ceremony, reason, credential when known). A signature counter that
 	// went backwards is reason "sign_count" (a cloned authenticator).
 	WebAuthnFailed = "webauthn.failed"
+	// IPBanned: the credential-stuffing detector denied a block of client
+	// addresses for a while (details: prefix, accounts, expires_at).
+	IPBanned = "ip.banned"
+	// IPRuleChanged: an operator put or deleted an allow or deny rule of
+	// client addresses (details: prefix, action, op "put" or "delete";
+	// by "cli" from the command line).
+	IPRuleChanged = "ip.rule_changed"
+	// SessionReportedNotMe: the owner said a new device's sign-in was not
+	// them (POST /v1/not-me): that session was revoked (details:
+	// session_revoked "true", or "false" if it had already ended) and a
+	// password reset begun. The new-device e-mail itself is a NoticeSent
+	// of kind "new_device" (details also purpose "not_me", location).
+	SessionReportedNotMe = "session.reported_not_me"
 )
 
 // New builds an event of type typ from the request: time, client IP and

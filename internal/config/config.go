@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
+	"github.com/gatehouse-auth/gatehouse/internal/risk"
 )
 
 // Config is everything `gatehouse serve` can be told.
@@ -45,6 +46,13 @@ type Config struct {
 	// RequireMFAForAdmins: the same for administrators only (accounts
 	// marked with `gatehouse users admin`).
 	RequireMFAForAdmins bool
+	// GeoIPDB is a MaxMind-format city database (GeoLite2-City, DB-IP
+	// City Lite); "" turns the location signals off. GeoIPASNDB is an
+	// optional ASN database (GeoLite2-ASN).
+	GeoIPDB    string
+	GeoIPASNDB string
+	// RiskBands maps risk scores to decisions ("audit=20,step-up=40,deny=95").
+	RiskBands string
 	// WebAuthnRPID is the WebAuthn relying party id, a domain ("" = the
 	// public URL's host; "localhost" for a loopback IP).
 	WebAuthnRPID string
@@ -66,8 +74,26 @@ type Config struct {
 	LoginAttemptsPerIP      int64
 	LoginFailuresPerAccount int64
 	LoginFailureWindow      time.Duration
-	SignupsPerIP            int64
-	SignupWindow            time.Duration
+	// Account protection (account.Protection): the cap of consecutive
+	// failures after which no device signs in with a password, how long
+	// an account's failures count, and the progressive delay per
+	// (account, IP): after LoginDelayAfter failures, 1s doubling to
+	// LoginDelayMax.
+	LoginMaxFailuresPerAccount int64
+	LoginAccountFailureWindow  time.Duration
+	LoginDelayAfter            int64
+	LoginDelayMax              time.Duration
+	SignupsPerIP               int64
+	SignupWindow               time.Duration
+
+	// Credential-stuffing bans (package ipguard): how many distinct
+	// accounts may fail to sign in from one address (an IPv6 /64) or one
+	// block (an IPv4 /24, an IPv6 /48) per StuffingWindow before it is
+	// denied for IPBanDuration (0: no bans of that kind).
+	StuffingAccounts         int
+	StuffingAccountsPerBlock int
+	StuffingWindow           time.Duration
+	IPBanDuration            time.Duration
 
 	// Token mode.
 	AccessTokenTTL      time.Duration
@@ -123,6 +149,13 @@ type Config struct {
 	MessagesPerIP      int64
 	MessageWindow      time.Duration
 
+	// Audit streaming. AuditWebhookURL receives the sealed audit chain in
+	// signed batches (HMAC-SHA256 with AuditWebhookSecret); AuditStdout
+	// writes it to stdout as JSON lines.
+	AuditWebhookURL    string
+	AuditWebhookSecret string
+	AuditStdout        bool
+
 	ShutdownTimeout time.Duration
 }
 
@@ -142,39 +175,48 @@ const minResourceSecret = 32
 // Default returns the zero-configuration settings.
 func Default() Config {
 	return Config{
-		Addr:                    "127.0.0.1:8080",
-		DataDir:                 "./gatehouse-data",
-		RedisPrefix:             "gatehouse:",
-		LogLevel:                "info",
-		SessionIdleTimeout:      72 * time.Hour,
-		SessionLifetime:         30 * 24 * time.Hour,
-		ReauthMaxAge:            10 * time.Minute,
-		SessionCacheTTL:         30 * time.Second,
-		PasswordMinLength:       15,
-		Argon2Memory:            19456,
-		Argon2Time:              2,
-		Argon2Threads:           1,
-		LoginAttemptsPerIP:      100,
-		LoginFailuresPerAccount: 10,
-		LoginFailureWindow:      15 * time.Minute,
-		SignupsPerIP:            20,
-		SignupWindow:            time.Hour,
-		ShutdownTimeout:         15 * time.Second,
-		AccessTokenTTL:          10 * time.Minute,
-		RefreshIdleTimeout:      14 * 24 * time.Hour,
-		RefreshLifetime:         90 * 24 * time.Hour,
-		RefreshGrace:            10 * time.Second,
-		SigningAlgorithm:        "EdDSA",
-		KeyPublishDelay:         15 * time.Minute,
-		JWKSMaxAge:              5 * time.Minute,
-		ProductName:             "Gatehouse",
-		VerifyEmailTTL:          24 * time.Hour,
-		RecoveryTTL:             15 * time.Minute,
-		MagicLinkTTL:            15 * time.Minute,
-		OTPTTL:                  10 * time.Minute,
-		MessagesPerAddress:      5,
-		MessagesPerIP:           30,
-		MessageWindow:           time.Hour,
+		Addr:                       "127.0.0.1:8080",
+		DataDir:                    "./gatehouse-data",
+		RedisPrefix:                "gatehouse:",
+		LogLevel:                   "info",
+		SessionIdleTimeout:         72 * time.Hour,
+		SessionLifetime:            30 * 24 * time.Hour,
+		ReauthMaxAge:               10 * time.Minute,
+		SessionCacheTTL:            30 * time.Second,
+		PasswordMinLength:          15,
+		Argon2Memory:               19456,
+		Argon2Time:                 2,
+		Argon2Threads:              1,
+		LoginAttemptsPerIP:         100,
+		LoginFailuresPerAccount:    10,
+		LoginMaxFailuresPerAccount: 100,
+		LoginAccountFailureWindow:  24 * time.Hour,
+		LoginDelayAfter:            3,
+		LoginDelayMax:              15 * time.Minute,
+		RiskBands:                  risk.DefaultBands.String(),
+		LoginFailureWindow:         15 * time.Minute,
+		SignupsPerIP:               20,
+		SignupWindow:               time.Hour,
+		StuffingAccounts:           20,
+		StuffingAccountsPerBlock:   60,
+		StuffingWindow:             10 * time.Minute,
+		IPBanDuration:              time.Hour,
+		ShutdownTimeout:            15 * time.Second,
+		AccessTokenTTL:             10 * time.Minute,
+		RefreshIdleTimeout:         14 * 24 * time.Hour,
+		RefreshLifetime:            90 * 24 * time.Hour,
+		RefreshGrace:               10 * time.Second,
+		SigningAlgorithm:           "EdDSA",
+		KeyPublishDelay:            15 * time.Minute,
+		JWKSMaxAge:                 5 * time.Minute,
+		ProductName:                "Gatehouse",
+		VerifyEmailTTL:             24 * time.Hour,
+		RecoveryTTL:                15 * time.Minute,
+		MagicLinkTTL:               15 * time.Minute,
+		OTPTTL:                     10 * time.Minute,
+		MessagesPerAddress:         5,
+		MessagesPerIP:              30,
+		MessageWindow:              time.Hour,
 	}
 }
 
@@ -236,6 +278,9 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(commaList{&c.TrustedProxies}, "trusted-proxies", "comma-separated addresses or CIDR prefixes of reverse proxies whose Forwarded / X-Forwarded-For headers are believed")
 	fs.BoolVar(&c.RequireMFA, "require-mfa", c.RequireMFA, "every session must pass a second factor (sessions without one may only enrol one and step up with it)")
 	fs.BoolVar(&c.RequireMFAForAdmins, "require-mfa-for-admins", c.RequireMFAForAdmins, "the sessions of administrators (gatehouse users admin) must pass a second factor")
+	fs.StringVar(&c.GeoIPDB, "geoip-db", c.GeoIPDB, "MaxMind-format city database (GeoLite2-City, DB-IP City Lite) for location risk signals; empty: location signals off")
+	fs.StringVar(&c.GeoIPASNDB, "geoip-asn-db", c.GeoIPASNDB, "optional MaxMind-format ASN database (GeoLite2-ASN) for the network-change signal")
+	fs.StringVar(&c.RiskBands, "risk-bands", c.RiskBands, "risk score (0-100) thresholds of the decisions after allow: audit, step-up, deny")
 	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", c.WebAuthnRPID, "WebAuthn relying party id, a domain (default: the public URL's host)")
 	fs.Var(commaList{&c.WebAuthnOrigins}, "webauthn-origins", "comma-separated origins allowed to use passkeys (default: the public URL's origin)")
 	fs.DurationVar(&c.SessionIdleTimeout, "session-idle-timeout", c.SessionIdleTimeout, "a session unused this long expires")
@@ -248,10 +293,18 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.UintVar(&c.Argon2Threads, "argon2-threads", c.Argon2Threads, "argon2id parallelism")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", c.HashConcurrency, "maximum simultaneous password hashes (0 = number of CPUs)")
 	fs.Int64Var(&c.LoginAttemptsPerIP, "login-attempts-per-ip", c.LoginAttemptsPerIP, "sign-in attempts allowed per client IP per window")
-	fs.Int64Var(&c.LoginFailuresPerAccount, "login-failures-per-account", c.LoginFailuresPerAccount, "consecutive failed sign-ins allowed per account per window")
+	fs.Int64Var(&c.LoginFailuresPerAccount, "login-failures-per-account", c.LoginFailuresPerAccount, "consecutive failed sign-ins of an account after which unfamiliar devices must sign in another way than the password (e-mailed code, link, passkey); also the per-account limit of code and second-factor guesses per --login-failure-window")
+	fs.Int64Var(&c.LoginMaxFailuresPerAccount, "login-max-failures-per-account", c.LoginMaxFailuresPerAccount, "consecutive failed sign-ins of an account after which no device, known or not, may use the password (NIST 800-63B: at most 100)")
+	fs.DurationVar(&c.LoginAccountFailureWindow, "login-account-failure-window", c.LoginAccountFailureWindow, "how long an account's failed sign-ins count, from the first")
+	fs.Int64Var(&c.LoginDelayAfter, "login-delay-after", c.LoginDelayAfter, "failed sign-ins of one account from one address before each further attempt must wait (1s, doubling)")
+	fs.DurationVar(&c.LoginDelayMax, "login-delay-max", c.LoginDelayMax, "the longest wait between attempts on one account from one address")
 	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", c.LoginFailureWindow, "window of the failed sign-in limits")
 	fs.Int64Var(&c.SignupsPerIP, "signups-per-ip", c.SignupsPerIP, "sign-up attempts allowed per client IP per window")
 	fs.DurationVar(&c.SignupWindow, "signup-window", c.SignupWindow, "window of the sign-up limit")
+	fs.IntVar(&c.StuffingAccounts, "stuffing-accounts", c.StuffingAccounts, "distinct accounts failing to sign in from one address (IPv6: one /64) per --stuffing-window before it is banned (0 = never)")
+	fs.IntVar(&c.StuffingAccountsPerBlock, "stuffing-accounts-per-block", c.StuffingAccountsPerBlock, "distinct accounts failing to sign in from one IPv4 /24 or IPv6 /48 per --stuffing-window before the block is banned (0 = never)")
+	fs.DurationVar(&c.StuffingWindow, "stuffing-window", c.StuffingWindow, "window of the credential-stuffing counts")
+	fs.DurationVar(&c.IPBanDuration, "ip-ban-duration", c.IPBanDuration, "how long a credential-stuffing ban lasts (1m to 720h)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on shutdown")
 	KeyFlags(fs, c)
 	fs.StringVar(&c.AccessTokenAudience, "access-token-audience", c.AccessTokenAudience, "aud claim of access tokens (default: the public URL)")
@@ -278,6 +331,9 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.MessagesPerAddress, "messages-per-address", c.MessagesPerAddress, "e-mails or texts sent per address or number per --message-window")
 	fs.Int64Var(&c.MessagesPerIP, "messages-per-ip", c.MessagesPerIP, "e-mails or texts requested per client IP per --message-window")
 	fs.DurationVar(&c.MessageWindow, "message-window", c.MessageWindow, "window of the message limits")
+	fs.StringVar(&c.AuditWebhookURL, "audit-webhook-url", c.AuditWebhookURL, "URL that receives the sealed audit log in signed batches (https unless loopback)")
+	fs.StringVar(&c.AuditWebhookSecret, "audit-webhook-secret", c.AuditWebhookSecret, "HMAC secret of the audit webhook, at least 32 bytes (prefer the environment variable)")
+	fs.BoolVar(&c.AuditStdout, "audit-stdout", c.AuditStdout, "write the sealed audit log to stdout as JSON lines")
 	fs.Var(commaList{&c.ResourceServers}, "resource-servers", "comma-separated id:secret credentials of APIs allowed to introspect tokens and read the revocation feed (secrets of at least 32 characters; prefer the environment variable)")
 }
 
@@ -365,6 +421,27 @@ func (c *Config) Validate() error {
 	if c.LoginAttemptsPerIP <= 0 || c.LoginFailuresPerAccount <= 0 || c.SignupsPerIP <= 0 || c.LoginFailureWindow <= 0 || c.SignupWindow <= 0 {
 		errs = append(errs, errors.New("throttle limits and windows must be positive"))
 	}
+	if c.StuffingAccounts < 0 || c.StuffingAccounts == 1 || c.StuffingAccountsPerBlock < 0 || c.StuffingAccountsPerBlock == 1 {
+		errs = append(errs, errors.New("--stuffing-accounts and --stuffing-accounts-per-block must be 0 (no bans) or at least 2: failures on one account never ban an address"))
+	}
+	if c.StuffingAccounts > 0 && c.StuffingAccountsPerBlock > 0 && c.StuffingAccountsPerBlock < c.StuffingAccounts {
+		errs = append(errs, errors.New("--stuffing-accounts-per-block must be at least --stuffing-accounts: a block holds many addresses"))
+	}
+	if c.StuffingWindow <= 0 || c.IPBanDuration < time.Minute || c.IPBanDuration > 720*time.Hour {
+		errs = append(errs, errors.New("--stuffing-window must be positive and --ip-ban-duration between 1m and 720h"))
+	}
+	if _, err := risk.ParseBands(c.RiskBands); err != nil {
+		errs = append(errs, fmt.Errorf("--risk-bands: %w", err))
+	}
+	if c.GeoIPASNDB != "" && c.GeoIPDB == "" {
+		errs = append(errs, errors.New("--geoip-asn-db needs --geoip-db"))
+	}
+	if c.LoginMaxFailuresPerAccount < c.LoginFailuresPerAccount {
+		errs = append(errs, errors.New("--login-max-failures-per-account must be at least --login-failures-per-account"))
+	}
+	if c.LoginAccountFailureWindow <= 0 || c.LoginDelayAfter < 1 || c.LoginDelayMax < time.Second {
+		errs = append(errs, errors.New("--login-account-failure-window must be positive, --login-delay-after at least 1 and --login-delay-max at least 1s"))
+	}
 	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > time.Hour {
 		errs = append(errs, errors.New("--access-token-ttl must be between 1m and 1h"))
 	}
@@ -391,6 +468,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateMessages(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateAuditStream(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.LogLevel {
@@ -458,6 +538,33 @@ func (c *Config) validateMessages() error {
 		errs = append(errs, errors.New("message limits and window must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// minAuditWebhookSecret is the shortest audit webhook secret accepted.
+const minAuditWebhookSecret = 32
+
+// validateAuditStream checks the audit webhook: an absolute https URL
+// (http only to a loopback host), with a secret of at least 32 bytes, and
+// no secret without a URL.
+func (c *Config) validateAuditStream() error {
+	if c.AuditWebhookURL == "" {
+		if c.AuditWebhookSecret != "" {
+			return errors.New("--audit-webhook-secret is set without --audit-webhook-url")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.AuditWebhookURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return errors.New("--audit-webhook-url must be an absolute https URL")
+	case u.User != nil:
+		return errors.New("--audit-webhook-url must not hold credentials: the batches are signed with --audit-webhook-secret")
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		return errors.New("--audit-webhook-url must use https (plain http only to a loopback host)")
+	case len(c.AuditWebhookSecret) < minAuditWebhookSecret:
+		return fmt.Errorf("--audit-webhook-secret of at least %d bytes is required with --audit-webhook-url", minAuditWebhookSecret)
+	}
+	return nil
 }
 
 // Local reports whether the public URL is a loopback address: a laptop,

@@ -278,6 +278,10 @@ func (r *Redis) Publish(ctx context.Context, channel string, msg []byte) error {
 	return nil
 }
 
+// Client returns the Redis client and the key prefix, for components that
+// run their own scripts on the same connection pool (the rate limiter).
+func (r *Redis) Client() (*redis.Client, string) { return r.client, r.prefix }
+
 // Ping implements [Store].
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {

@@ -26,6 +26,7 @@ const (
 	KindRecoveryCodeUsed = "recovery_code_used" // notice: a recovery code signed in (IP, Device, At); if it was not you, reset at Link
 	KindMFAChanged       = "mfa_changed"        // notice: Change (an app turned on or off, new recovery codes); if it was not you, reset at Link
 	KindAccountExists    = "account_exists"     // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
+	KindNewDevice        = "new_device"         // notice: a device that had not signed in before did (At, Device, IP, Location); Link signs it out and starts a reset (ExpiresIn)
 )
 
 // kinds lists every template kind; each has templates/<kind>.txt and
@@ -33,6 +34,7 @@ const (
 var kinds = []string{
 	KindVerifyEmail, KindRecovery, KindPasswordChanged, KindMagicLink,
 	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded, KindRecoveryCodeUsed, KindMFAChanged,
+	KindNewDevice,
 }
 
 // Data fills a template. Every field may be empty; the templates leave out
@@ -47,6 +49,7 @@ type Data struct {
 	Change    string // what changed, a sentence without its full stop (KindMFAChanged)
 	IP        string
 	Device    string // e.g. "Firefox on Linux"
+	Location  string // approximate, e.g. "Lisbon, Portugal"
 	At        time.Time
 }
 

@@ -30,6 +30,7 @@ var full = Data{
 	Change:    "An authenticator app was turned on",
 	IP:        "203.0.113.7",
 	Device:    "Firefox on Linux",
+	Location:  "Lisbon, Portugal",
 	At:        time.Date(2026, 5, 1, 9, 30, 0, 0, time.UTC),
 }
 
@@ -46,6 +47,7 @@ var wants = map[string][]string{
 	KindRecoveryCodeUsed: {full.Link, full.IP, full.Device, "recovery codes", "reset your password"},
 	KindPhoneAdded:       {full.Phone[1:], full.Link, full.IP, "sign-in codes", "reset your password"},
 	KindAccountExists:    {full.Link, full.To, "already has an account", "ignore this e-mail"},
+	KindNewDevice:        {full.Link, full.IP, full.Device, full.Location, "1 May 2026, 09:30 UTC", "had not signed in", "works once", "expires in 15 minutes"},
 }
 
 var (

@@ -25,6 +25,14 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// LimiterFallbacks counts rate-limit decisions made in this replica's
+	// memory because Redis failed.
+	LimiterFallbacks prometheus.Counter
+	// Security counts security decisions by kind and outcome (stuffing
+	// bans, account protection, risk decisions): events an operator alerts
+	// on, counted where they are decided rather than inferred from status
+	// codes.
+	Security *prometheus.CounterVec
 }
 
 // New registers the collectors on a new registry.
@@ -40,11 +48,23 @@ func New() *Metrics {
 			Help:    "HTTP request latency by route pattern.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
+		LimiterFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_fallback_decisions_total",
+			Help: "Rate-limit decisions made in this replica's memory because Redis failed.",
+		}),
+		Security: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_security_decisions_total",
+			Help: "Security decisions by kind (ip_ban, account_protection, risk) and outcome.",
+		}, []string{"kind", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency,
+	m.reg.MustRegister(m.requests, m.latency, m.LimiterFallbacks, m.Security,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// Register adds collectors owned by other packages (the audit chain's
+// gauges) to the registry; it panics on a duplicate, like MustRegister.
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {

@@ -32,6 +32,9 @@ const (
 	// ReasonEmailVerified: the first proof of an unverified account's
 	// address ended the sessions opened before it.
 	ReasonEmailVerified = "email_verified"
+	// ReasonNotMe: the owner reported the session's sign-in as not theirs
+	// (the link of the new-device notice).
+	ReasonNotMe = "not_me"
 )
 
 // Register adds the device-control routes to mux.

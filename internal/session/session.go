@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -104,6 +105,9 @@ type Manager struct {
 	// assurance is the AAL a sensitive action needs (package mfa); nil
 	// asks for a recent sign-in only.
 	assurance Assurance
+	// locate names an address's approximate place ("Lyon, FR"); nil or ""
+	// when unknown.
+	locate func(netip.Addr) string
 }
 
 // Assurance judges what a sensitive action needs of a session.
@@ -116,6 +120,10 @@ type Assurance interface {
 // SetAssurance installs the step-up policy (package mfa, built after the
 // manager).
 func (m *Manager) SetAssurance(a Assurance) { m.assurance = a }
+
+// SetLocator installs the GeoIP lookup that labels new sessions with an
+// approximate place (--geoip-db).
+func (m *Manager) SetLocator(f func(netip.Addr) string) { m.locate = f }
 
 // NewManager returns a Manager.
 func NewManager(cfg Config, d Deps) *Manager {
@@ -218,6 +226,28 @@ func Require(h func(w http.ResponseWriter, r *http.Request, p *Principal) error)
 	}
 }
 
+// RequireAdmin is Require for the administration API: the account must be
+// marked an administrator (gatehouse users admin), read from the store for
+// bearer principals, and the session must have been confirmed recently at
+// the assurance the account needs (RequireFresh), so a stolen or forgotten
+// session of an administrator cannot use it. Refusals are 403
+// admin_required or reauthentication_required.
+func (m *Manager) RequireAdmin(h func(w http.ResponseWriter, r *http.Request, p *Principal) error) httpx.HandlerFunc {
+	return Require(func(w http.ResponseWriter, r *http.Request, p *Principal) error {
+		full, err := m.Load(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		if !full.User.Admin {
+			return problem.AdminRequired
+		}
+		if err := m.RequireFresh(r.Context(), full); err != nil {
+			return err
+		}
+		return h(w, r, full)
+	})
+}
+
 // RequireEnrolling is Require for the routes a session without a second
 // factor may use where the deployment requires one (--require-mfa):
 // reading itself, enrolling a factor, and stepping up with it.
@@ -276,6 +306,9 @@ func (m *Manager) New(r *http.Request, userID string, amr []string) (*store.Sess
 	}
 	if ip := httpx.ClientIP(r); ip.IsValid() {
 		s.IP = ip.String()
+		if m.locate != nil {
+			s.Location = m.locate(ip)
+		}
 	}
 	return s, token
 }

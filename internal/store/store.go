@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -203,6 +204,10 @@ const (
 	PurposeVerifyPhone = "verify_phone" // add a phone number
 	PurposeChangeEmail = "change_email" // confirm a new e-mail address
 	PurposeRevertEmail = "revert_email" // undo a change of address, from the old one
+	// PurposeNotMe: "this wasn't me" from the notice of a sign-in by a new
+	// device; SessionID is that sign-in's session. Each session's is its
+	// own: a newer one retires only an older one of the same session.
+	PurposeNotMe = "not_me"
 )
 
 // Verification is one outstanding proof of control of an e-mail address or
@@ -237,9 +242,9 @@ type Verification struct {
 // Verifications stores outstanding proofs of control.
 type Verifications interface {
 	// CreateVerification inserts v and retires (sets UsedAt on) every other
-	// unused verification of the same user and purpose: a newer link or
-	// code replaces the older ones. ErrConflict on a duplicate ID or
-	// LinkHash.
+	// unused verification of the same user and purpose (for PurposeNotMe:
+	// of the same user, purpose and SessionID): a newer link or code
+	// replaces the older ones. ErrConflict on a duplicate ID or LinkHash.
 	CreateVerification(ctx context.Context, v *Verification) error
 	// VerificationByLinkHash returns the verification (used or not) whose
 	// link hash matches; ErrNotFound if none.
@@ -419,15 +424,130 @@ type Event struct {
 	UserAgent string
 	At        time.Time
 	Details   map[string]string
+	// Seq, PrevHash and Hash are the event's link in the tamper-evident
+	// chain, set once by the sealer (audit.Sealer) shortly after the event
+	// commits: Seq counts 1, 2, 3 … without gaps, PrevHash is the Hash of
+	// the link Seq-1 (32 zero bytes for Seq 1), and Hash is audit.LinkHash
+	// of the event. An unsealed event has Seq 0 and nil hashes.
+	Seq      int64
+	PrevHash []byte
+	Hash     []byte
 }
 
-// Audit is the append-only security event log.
+// EventFilter selects events for Audit.QueryEvents. Zero fields match
+// every event.
+type EventFilter struct {
+	UserID string
+	Type   string
+	IP     string    // exact match of the stored address text
+	Since  time.Time // At >= Since
+	Until  time.Time // At < Until
+	After  int64     // ID > After: the cursor of the previous page
+	Limit  int       // page size; must be positive
+}
+
+// ChainLink is a position in the audit chain: a sealed event's Seq and
+// Hash. The zero ChainLink is the empty chain.
+type ChainLink struct {
+	Seq  int64
+	Hash []byte
+}
+
+// Audit is the append-only security event log and its tamper-evident
+// chain.
+//
+// Appends run on the request path, inside the business transaction, and
+// take no chain-wide lock: they leave the event unsealed. A sealer then
+// extends the chain in one transaction per batch:
+//
+//	LockAuditChain → ChainHead → UnsealedEvents → SealEvent for each, in order
+//
+// The lock serialises sealers of every replica; the unique Seq is the
+// real guarantee (a sealer that raced without the lock fails with
+// ErrConflict and retries later). Streaming sinks follow the chain by Seq
+// (ChainEvents) from a durable cursor guarded by a lease (ClaimAuditSink,
+// AdvanceAuditSink, ReleaseAuditSink).
 type Audit interface {
-	// AppendEvent inserts e and sets e.ID.
+	// AppendEvent inserts e, unsealed, and sets e.ID.
 	AppendEvent(ctx context.Context, e *Event) error
 	// ListUserEvents returns up to limit events of the user with ID < before
 	// (before <= 0 means from the newest), newest first.
 	ListUserEvents(ctx context.Context, userID string, before int64, limit int) ([]*Event, error)
+	// QueryEvents returns up to f.Limit events matching f with ID > f.After,
+	// sealed or not, oldest (lowest ID) first.
+	QueryEvents(ctx context.Context, f EventFilter) ([]*Event, error)
+
+	// LockAuditChain takes the right to extend the chain until the end of
+	// the current transaction, waiting for another holder. It must be
+	// called inside InTx (outside, it fails): on PostgreSQL it is a
+	// transaction-scoped advisory lock, on SQLite the transaction's write
+	// lock already serialises sealers and it does nothing.
+	LockAuditChain(ctx context.Context) error
+	// ChainHead returns the sealed event with the highest Seq as a link,
+	// or the zero ChainLink when nothing is sealed.
+	ChainHead(ctx context.Context) (ChainLink, error)
+	// UnsealedEvents returns up to limit unsealed events, lowest ID first,
+	// as stored (the values a link's hash must be computed from).
+	UnsealedEvents(ctx context.Context, limit int) ([]*Event, error)
+	// UnsealedEventStats counts the unsealed events and returns the
+	// earliest At among them (zero when there are none).
+	UnsealedEventStats(ctx context.Context) (count int64, oldest time.Time, err error)
+	// SealEvent sets the link (seq > 0, 32-byte hashes) of the unsealed
+	// event id. ErrNotFound if there is no such event; ErrConflict if it
+	// is already sealed or another event has seq. Links are never changed
+	// once set.
+	SealEvent(ctx context.Context, id, seq int64, prevHash, hash []byte) error
+	// ChainEvents returns up to limit sealed events with Seq > afterSeq,
+	// lowest Seq first.
+	ChainEvents(ctx context.Context, afterSeq int64, limit int) ([]*Event, error)
+
+	// ClaimAuditSink takes or renews, until until, the lease of the
+	// delivery cursor of sink (created at 0 on first use) for holder, and
+	// returns the cursor: the Seq of the last event delivered. The lease is
+	// free when unheld, expired (its until <= now) or already holder's;
+	// otherwise ErrConflict.
+	ClaimAuditSink(ctx context.Context, sink, holder string, now, until time.Time) (cursor int64, err error)
+	// AdvanceAuditSink moves the cursor of sink from from to to (to >
+	// from) if holder holds its lease and the cursor is still from;
+	// otherwise ErrConflict (ErrNotFound for an unknown sink).
+	AdvanceAuditSink(ctx context.Context, sink, holder string, from, to int64) error
+	// ReleaseAuditSink gives up holder's lease of sink, if it holds it, so
+	// another replica may take over at once.
+	ReleaseAuditSink(ctx context.Context, sink, holder string) error
+}
+
+// IPRule allows or denies a block of client addresses. Deny rules are
+// written by operators (CLI, admin API) and by the credential-stuffing
+// detector (temporary bans); allow rules exempt a block (an office NAT)
+// from per-IP limits and automatic bans.
+type IPRule struct {
+	// Prefix is the block, masked (198.51.100.0/24, 2001:db8::/64; a
+	// single address is a /32 or /128). It is the rule's identity.
+	Prefix    netip.Prefix
+	Action    string // IPAllow or IPDeny
+	Reason    string // free text for operators; never shown to clients
+	CreatedBy string // "cli", "admin:<user id>", "stuffing-detector"
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: until deleted
+}
+
+// IP rule actions.
+const (
+	IPAllow = "allow"
+	IPDeny  = "deny"
+)
+
+// IPRules stores allow and deny rules for client address blocks.
+type IPRules interface {
+	// PutIPRule creates the rule for r.Prefix, or replaces the one there.
+	PutIPRule(ctx context.Context, r *IPRule) error
+	// DeleteIPRule removes the rule for prefix; ErrNotFound if there is none.
+	DeleteIPRule(ctx context.Context, prefix netip.Prefix) error
+	// ListIPRules returns the rules unexpired at now (ExpiresAt zero or
+	// after now), by prefix.
+	ListIPRules(ctx context.Context, now time.Time) ([]*IPRule, error)
+	// PurgeIPRules deletes the rules that expired before cutoff.
+	PurgeIPRules(ctx context.Context, cutoff time.Time) error
 }
 
 // Tx is the set of aggregates usable inside one transaction.
@@ -440,6 +560,7 @@ type Tx interface {
 	MFA() MFA
 	WebAuthn() WebAuthn
 	Audit() Audit
+	IPRules() IPRules
 }
 
 // Store is a durable backend.

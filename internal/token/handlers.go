@@ -126,6 +126,10 @@ func grantProblem(err error) error {
 		return problem.RefreshReused.With("error", "invalid_grant")
 	case errors.Is(err, errInvalidGrant):
 		return problem.InvalidGrant.With("error", "invalid_grant")
+	case errors.Is(err, errStepUp):
+		return problem.StepUpRequired
+	case errors.Is(err, errRiskDenied):
+		return problem.RiskDenied.With("error", "invalid_grant")
 	default:
 		return fmt.Errorf("token: refresh: %w", err)
 	}

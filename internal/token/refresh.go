@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/risk"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -22,6 +25,8 @@ import (
 const (
 	ReasonRefreshReused = "refresh_token_reused"
 	ReasonTokenRevoked  = "token_revoked"
+	// ReasonRiskDenied: a refresh scored in the deny band (risk).
+	ReasonRiskDenied = "risk_denied"
 )
 
 // refreshPath scopes the refresh cookie: the browser sends it to the
@@ -149,6 +154,8 @@ func fingerprint(channel string, r *http.Request) string {
 var (
 	errInvalidGrant = errors.New("token: invalid grant")
 	errReused       = errors.New("token: refresh token reused")
+	errStepUp       = errors.New("token: refresh needs a new sign-in (risk)")
+	errRiskDenied   = errors.New("token: refresh denied (risk)")
 )
 
 // rotated is the outcome of a successful rotation.
@@ -178,11 +185,14 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 		ip = a.String()
 	}
 	var (
-		out    *rotated
-		reused string // the session revoked for reuse
+		out        *rotated
+		reused     string // the session revoked for reuse
+		judged     *risk.Assessment
+		judgedSess *store.Session
+		denied     string // the session revoked for risk
 	)
 	err := s.DB.InTx(ctx, func(tx store.Tx) error {
-		out, reused = nil, ""
+		out, reused, judged, denied = nil, "", nil, ""
 		t, err := tx.RefreshTokens().RefreshTokenByHash(ctx, presented.Hash())
 		if errors.Is(err, store.ErrNotFound) {
 			return errInvalidGrant
@@ -200,6 +210,24 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 		if t.UsedAt == nil {
 			if !now.Before(t.ExpiresAt) {
 				return errInvalidGrant
+			}
+			if s.Risk != nil {
+				a := s.assess(r, sess, now)
+				judged, judgedSess = &a, sess
+				switch a.Decision {
+				case risk.StepUp:
+					return errStepUp // nothing consumed: the token stays valid
+				case risk.Deny:
+					denied = sess.ID
+					if _, err := tx.Sessions().RevokeSession(ctx, sess.ID, now, ReasonRiskDenied); err != nil {
+						return err
+					}
+					return tx.Audit().AppendEvent(ctx, riskEvent(r, now, sess, a))
+				case risk.Audit:
+					if err := tx.Audit().AppendEvent(ctx, riskEvent(r, now, sess, a)); err != nil {
+						return err
+					}
+				}
 			}
 			next := id.NewSecret(RefreshPrefix)
 			sealed, err := sealSuccessor(presented, next, t.ID)
@@ -256,6 +284,14 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 		audit.With(e, "channel", channel)
 		return tx.Audit().AppendEvent(ctx, e)
 	})
+	if judged != nil && s.OnRisk != nil {
+		s.OnRisk(judged.Decision.String())
+	}
+	if errors.Is(err, errStepUp) {
+		// Recorded outside the rolled-back transaction, best effort.
+		audit.Append(ctx, s.DB.Audit(), s.Log, riskEvent(r, now, judgedSess, *judged))
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +299,31 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 		s.Sessions.Revoked(ctx, reused)
 		return nil, errReused
 	}
+	if denied != "" {
+		s.Sessions.Revoked(ctx, denied)
+		return nil, errRiskDenied
+	}
 	return out, nil
+}
+
+// assess scores this refresh against the session's last use (its address,
+// user agent and time, which every refresh and request updates).
+func (s *Service) assess(r *http.Request, sess *store.Session, now time.Time) risk.Assessment {
+	ip := ""
+	if a := httpx.ClientIP(r); a.IsValid() {
+		ip = a.String()
+	}
+	prev := s.Risk.Observe(sess.LastSeenAt, sess.IP, sess.UserAgent, sess.ID)
+	return s.Risk.Assess([]risk.Observation{prev}, s.Risk.Observe(now, ip, clip(r.UserAgent(), 512), sess.ID))
+}
+
+// riskEvent is the audit record of a risk decision on sess.
+func riskEvent(r *http.Request, now time.Time, sess *store.Session, a risk.Assessment) *store.Event {
+	e := audit.New(r, now, audit.RiskAssessed, sess.UserID, sess.ID)
+	audit.With(e, "on", "refresh")
+	audit.With(e, "decision", a.Decision.String())
+	audit.With(e, "score", strconv.Itoa(a.Score))
+	return audit.With(e, "reasons", strings.Join(a.Reasons, " "))
 }
 
 func clip(s string, n int) string {

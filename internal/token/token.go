@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/id"
+	"github.com/gatehouse-auth/gatehouse/internal/risk"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
@@ -63,7 +64,12 @@ type Deps struct {
 	// introspection (the same verifier as the API's).
 	Verifier        session.Verifier
 	ResourceServers *ResourceServers
-	Log             *slog.Logger
+	// Risk scores each refresh against the session's last use; nil: no
+	// scoring.
+	Risk *risk.Engine
+	// OnRisk, if set, counts each risk decision (a metric).
+	OnRisk func(decision string)
+	Log    *slog.Logger
 }
 
 // Service issues, rotates, revokes and introspects tokens.

@@ -1,6 +1,8 @@
 // Package ui owns the hosted pages and their static assets: the pages that
 // e-mailed links land on — e-mail verification, password reset, magic-link
-// sign-in and the reset request — plus sign-in (password, passkey from the
+// sign-in, the reset request and "this wasn't me" from the notice of a
+// sign-in by a new device (it signs that device out, then opens the reset
+// page with a fresh reset token) — plus sign-in (password, passkey from the
 // browser's dialog or the e-mail field's autofill, and the second step of a
 // challenged sign-in: an app code, a security key or a recovery code) and
 // the signed-in user's passkeys and security keys (add, rename, remove,
@@ -39,7 +41,7 @@ var assetFS embed.FS
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Pages are the hosted pages' names: /ui/<name>.
-var Pages = []string{"verify-email", "reset-password", "magic-link", "recovery", "sign-in", "passkeys"}
+var Pages = []string{"verify-email", "reset-password", "magic-link", "recovery", "sign-in", "passkeys", "not-me"}
 
 // Handler serves the pages and assets.
 type Handler struct {

@@ -362,7 +362,7 @@ func (s *Service) completeEmailChange(w http.ResponseWriter, r *http.Request, v 
 			return err
 		}
 		// Links and codes already sent to the old address die with it.
-		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, store.PurposeRecovery, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeVerifyEmail); err != nil {
+		if _, err := tx.Verifications().RetireVerifications(ctx, u.ID, now, store.PurposeRecovery, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeVerifyEmail, store.PurposeNotMe); err != nil {
 			return err
 		}
 		e := audit.New(r, now, audit.EmailChanged, u.ID, v.SessionID)
@@ -482,6 +482,7 @@ func clearSecondFactors(ctx context.Context, tx store.Tx, userID string) error {
 var takeoverRetires = []string{
 	store.PurposeVerifyEmail, store.PurposeRecovery, store.PurposeMagicLink, store.PurposeEmailOTP,
 	store.PurposeSMSOTP, store.PurposeVerifyPhone, store.PurposeChangeEmail, store.PurposeRevertEmail,
+	store.PurposeNotMe,
 }
 
 // tokenProblem maps errInvalid to invalid_token; other errors pass.

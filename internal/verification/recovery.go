@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/gatehouse-auth/gatehouse/internal/account"
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
 	"github.com/gatehouse-auth/gatehouse/internal/mail"
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
-	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // resetRetires are the proofs a password reset kills: every way into the
@@ -136,7 +134,7 @@ func (s *Service) completeRecovery(w http.ResponseWriter, r *http.Request) error
 	s.Sessions.Revoked(ctx, revoked...)
 	// The owner is back in control: failed guesses by others no longer
 	// count against their next sign-in.
-	s.Throttle.Reset(ctx, throttle.Key{Class: account.ClassLoginAccount, ID: u.EmailKey})
+	s.Accounts.ClearFailures(ctx, u.EmailKey, httpx.ClientIP(r))
 	s.PasswordChanged(r, u)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked_sessions": len(revoked)})
 }

@@ -3,7 +3,8 @@
 // and the flows built on them: e-mail verification, password reset,
 // magic-link and one-time-code sign-in, adding a phone number, and the
 // change of e-mail address. It also sends the account notices (password
-// changed, address changed, sign-up attempted).
+// changed, address changed, sign-up attempted, a sign-in from a new device
+// with its "this wasn't me" link: POST /v1/not-me).
 //
 // Two rules hold everywhere. Requests that name an address answer the same
 // thing, with the same work on the request path, whether or not an account
@@ -122,6 +123,7 @@ func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) htt
 	mux.Handle("POST /v1/verify-email/resend", adapt(s.resendVerification))
 	mux.Handle("POST /v1/recovery", adapt(s.recover))
 	mux.Handle("POST /v1/recovery/complete", adapt(s.completeRecovery))
+	mux.Handle("POST /v1/not-me", adapt(s.notMe))
 	mux.Handle("POST /v1/magic-link", adapt(s.requestMagicLink))
 	mux.Handle("POST /v1/magic-link/verify", adapt(s.verifyMagicLink))
 	mux.Handle("POST /v1/otp/email", adapt(s.requestEmailCode))
@@ -221,9 +223,10 @@ func (s *Service) background(name string, job func(ctx context.Context) error) {
 // proof is a verification about to be issued, with its secrets in clear
 // (they leave only in the message).
 type proof struct {
-	v    *store.Verification
-	link string // absolute URL with the secret in its fragment; "" if none
-	code string // "" if none
+	v      *store.Verification
+	link   string // absolute URL with the secret in its fragment; "" if none
+	secret string // the link's secret alone; "" if none
+	code   string // "" if none
 }
 
 // newProof builds a verification of purpose for userID. page (under /ui/)
@@ -240,6 +243,7 @@ func (s *Service) newProof(userID, purpose, target, page string, withCode bool, 
 	if page != "" {
 		secret := id.NewSecret(LinkPrefix)
 		p.v.LinkHash = secret.Hash()
+		p.secret = string(secret)
 		// The secret travels in the fragment: browsers never send it to
 		// any server, so it stays out of access logs, proxies and
 		// Referer headers, and a GET of the page cannot consume it.

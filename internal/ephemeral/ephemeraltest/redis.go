@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,3 +120,51 @@ func escapeGlob(s string) string {
 	}
 	return b.String()
 }
+
+// StartRedis runs a private redis-server on a free loopback port for a test
+// that must stop Redis under a running server, and returns its URL and a
+// stop function (also registered as cleanup). It skips t unless a test
+// Redis is configured (RedisURLEnv), since that is what says Redis is
+// installed.
+func StartRedis(t testing.TB) (url string, stop func()) {
+	t.Helper()
+	RedisURL(t)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skipf("skipping: %s is set but redis-server is not on PATH", RedisURLEnv)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	url = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
+	opt, _ := redis.ParseURL(url)
+	c := redis.NewClient(opt)
+	defer c.Close()
+	for i := 0; ; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return url, stop
+		}
+		if i == 100 {
+			t.Fatalf("redis-server on port %d did not answer", port)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RedisURLIsSet reports whether a test Redis is configured.
+func RedisURLIsSet() bool { return os.Getenv(RedisURLEnv) != "" }

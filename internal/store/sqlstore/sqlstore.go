@@ -113,7 +113,10 @@ func (db *DB) MFA() store.MFA { return dbMFA{db.q, db} }
 func (db *DB) WebAuthn() store.WebAuthn { return db.q }
 
 // Audit implements store.Tx.
-func (db *DB) Audit() store.Audit { return db.q }
+func (db *DB) Audit() store.Audit { return dbAudit{db.q} }
+
+// IPRules implements store.Tx.
+func (db *DB) IPRules() store.IPRules { return db.q }
 
 // InTx runs fn in one transaction (READ COMMITTED on PostgreSQL, BEGIN
 // IMMEDIATE on SQLite). The transaction is rolled back if fn returns an
@@ -156,6 +159,7 @@ func (t txStore) Verifications() store.Verifications { return t.q }
 func (t txStore) MFA() store.MFA                     { return t.q }
 func (t txStore) WebAuthn() store.WebAuthn           { return t.q }
 func (t txStore) Audit() store.Audit                 { return t.q }
+func (t txStore) IPRules() store.IPRules             { return t.q }
 
 // Ping checks that the database is reachable and that its schema is at
 // least the version this build was compiled with.

@@ -88,9 +88,12 @@ func (q *queries) CreateVerification(ctx context.Context, v *store.Verification)
 	if err != nil {
 		return q.fail("create verification", err)
 	}
+	// A not_me link belongs to one session's notice: a later sign-in's
+	// notice must not void the link of an earlier one.
 	_, err = q.exec(ctx, `UPDATE verifications SET used_at = ?
-		WHERE user_id = ? AND purpose = ? AND used_at IS NULL AND id <> ?`,
-		q.t(v.CreatedAt), v.UserID, v.Purpose, v.ID)
+		WHERE user_id = ? AND purpose = ? AND used_at IS NULL AND id <> ?
+		AND (purpose <> ? OR session_id = ?)`,
+		q.t(v.CreatedAt), v.UserID, v.Purpose, v.ID, store.PurposeNotMe, v.SessionID)
 	if err != nil {
 		return q.fail("create verification: retire older ones", err)
 	}

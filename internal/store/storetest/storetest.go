@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MFA", mfaTests},
 		{"WebAuthn", webAuthnTests},
 		{"Audit", auditTests},
+		{"IPRules", ipRulesTests},
 		{"Tx", txTests},
 		{"RoundTrip", roundTripTests},
 		{"Secrets", secretsTests},

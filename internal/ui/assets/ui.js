@@ -1,7 +1,7 @@
 // Gatehouse hosted pages: one script for all of them, by the body's
 // data-page.
 //
-// Link pages (verify-email, reset-password, magic-link): the link's secret
+// Link pages (verify-email, reset-password, magic-link, not-me): the link's secret
 // arrives in the URL fragment, which is never sent to a server; it is read
 // once, removed from the address bar and history, and posted to the API
 // only when the user confirms. Nothing here stores it.
@@ -231,6 +231,18 @@
             return secondFactor(res.data, done);
           }
           done(res.data);
+        });
+      },
+      "not-me": function () {
+        return post("/v1/not-me", { token: token }).then(function (res) {
+          if (!res.ok) { return show(problemText(res), false); }
+          form.hidden = true;
+          show((res.data.revoked_session ? "That device is signed out." : "That device was already signed out.") +
+            " Now choose a new password.", true);
+          // The click proved the mailbox: the reset page gets its token in
+          // the fragment, as from a reset e-mail, and this page leaves the
+          // history.
+          location.replace("/ui/reset-password#token=" + encodeURIComponent(res.data.reset_token));
         });
       },
       "recovery": function () {
