@@ -270,7 +270,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		// Three times the sign-in budget: the hosted sign-in page begins
 		// a ceremony per load and renews it every five minutes.
 		passkey.ClassCeremonyIP: {Limit: 3 * cfg.LoginAttemptsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
+		token.ClassTokenIP:      {Limit: cfg.TokenRequestsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
 	}, limiter, localLimiter, log)
+	tokens.Throttle = thr
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)
 	s.jobs.Start(runCtx)

@@ -176,3 +176,48 @@ func prWant(t *testing.T, r *response, status int, code string) {
 		t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, code)
 	}
 }
+
+// TestRateLimitHeaders: a sign-in answers with the state of the counters
+// it was decided against, and a refused one with Retry-After too.
+func TestRateLimitHeaders(t *testing.T) {
+	h := newHarness(t, "sqlite", func(c *config.Config) { c.LoginAttemptsPerIP = 2 })
+	c := h.client()
+	r := c.login("headers@example.com", "wrong")
+	if got, want := r.header.Get("RateLimit-Policy"), `"login_ip";q=2;w=900`; got != want {
+		t.Errorf("RateLimit-Policy = %q, want %q", got, want)
+	}
+	if got, want := r.header.Get("RateLimit"), `"login_ip";r=1;t=450`; got != want {
+		t.Errorf("RateLimit = %q, want %q", got, want)
+	}
+	c.login("headers@example.com", "wrong")
+	r = c.login("headers@example.com", "wrong")
+	prWant(t, r, http.StatusTooManyRequests, "rate_limited")
+	if r.header.Get("Retry-After") != "450" || r.header.Get("RateLimit") != `"login_ip";r=0;t=900` {
+		t.Errorf("refused: Retry-After %q, RateLimit %q", r.header.Get("Retry-After"), r.header.Get("RateLimit"))
+	}
+	if r := c.do("GET", "/healthz", nil); r.header.Get("RateLimit") != "" {
+		t.Error("RateLimit on a route without limits")
+	}
+}
+
+// TestAttackTokenEndpointsThrottledPerIP: refresh, OAuth token,
+// revocation and introspection share a per-IP limit, decided before any
+// token is looked up; another address is not affected.
+func TestAttackTokenEndpointsThrottledPerIP(t *testing.T) {
+	h := newHarness(t, "sqlite", prProxied(func(c *config.Config) { c.TokenRequestsPerIP = 3 }))
+	for i, path := range []string{"/v1/token/refresh", "/oauth2/token", "/oauth2/revoke"} {
+		r := h.raw("POST", path, "application/json", `{"refresh_token":"ghr_guess"}`, map[string]string{"X-Forwarded-For": "203.0.113.9"})
+		if r.status == http.StatusTooManyRequests {
+			t.Fatalf("request %d (%s) refused under the limit", i+1, path)
+		}
+	}
+	r := h.raw("POST", "/oauth2/introspect", "application/x-www-form-urlencoded", "token=x", map[string]string{"X-Forwarded-For": "203.0.113.9"})
+	prWant(t, r, http.StatusTooManyRequests, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	r = h.raw("POST", "/v1/token/refresh", "application/json", `{"refresh_token":"ghr_guess"}`, map[string]string{"X-Forwarded-For": "198.51.100.9"})
+	if r.status == http.StatusTooManyRequests {
+		t.Fatal("another address was limited")
+	}
+}

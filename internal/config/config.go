@@ -80,11 +80,15 @@ type Config struct {
 	// (account, IP): after LoginDelayAfter failures, 1s doubling to
 	// LoginDelayMax.
 	LoginMaxFailuresPerAccount int64
-	LoginAccountFailureWindow  time.Duration
-	LoginDelayAfter            int64
-	LoginDelayMax              time.Duration
-	SignupsPerIP               int64
-	SignupWindow               time.Duration
+	// TokenRequestsPerIP limits the token endpoints (refresh, OAuth
+	// token, revocation, introspection) per client IP per
+	// LoginFailureWindow.
+	TokenRequestsPerIP        int64
+	LoginAccountFailureWindow time.Duration
+	LoginDelayAfter           int64
+	LoginDelayMax             time.Duration
+	SignupsPerIP              int64
+	SignupWindow              time.Duration
 
 	// Credential-stuffing bans (package ipguard): how many distinct
 	// accounts may fail to sign in from one address (an IPv6 /64) or one
@@ -190,6 +194,7 @@ func Default() Config {
 		LoginAttemptsPerIP:         100,
 		LoginFailuresPerAccount:    10,
 		LoginMaxFailuresPerAccount: 100,
+		TokenRequestsPerIP:         1000,
 		LoginAccountFailureWindow:  24 * time.Hour,
 		LoginDelayAfter:            3,
 		LoginDelayMax:              15 * time.Minute,
@@ -294,6 +299,7 @@ func ServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", c.HashConcurrency, "maximum simultaneous password hashes (0 = number of CPUs)")
 	fs.Int64Var(&c.LoginAttemptsPerIP, "login-attempts-per-ip", c.LoginAttemptsPerIP, "sign-in attempts allowed per client IP per window")
 	fs.Int64Var(&c.LoginFailuresPerAccount, "login-failures-per-account", c.LoginFailuresPerAccount, "consecutive failed sign-ins of an account after which unfamiliar devices must sign in another way than the password (e-mailed code, link, passkey); also the per-account limit of code and second-factor guesses per --login-failure-window")
+	fs.Int64Var(&c.TokenRequestsPerIP, "token-requests-per-ip", c.TokenRequestsPerIP, "requests to the token endpoints (refresh, OAuth token, revocation, introspection) per client IP per --login-failure-window")
 	fs.Int64Var(&c.LoginMaxFailuresPerAccount, "login-max-failures-per-account", c.LoginMaxFailuresPerAccount, "consecutive failed sign-ins of an account after which no device, known or not, may use the password (NIST 800-63B: at most 100)")
 	fs.DurationVar(&c.LoginAccountFailureWindow, "login-account-failure-window", c.LoginAccountFailureWindow, "how long an account's failed sign-ins count, from the first")
 	fs.Int64Var(&c.LoginDelayAfter, "login-delay-after", c.LoginDelayAfter, "failed sign-ins of one account from one address before each further attempt must wait (1s, doubling)")
@@ -435,6 +441,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GeoIPASNDB != "" && c.GeoIPDB == "" {
 		errs = append(errs, errors.New("--geoip-asn-db needs --geoip-db"))
+	}
+	if c.TokenRequestsPerIP <= 0 {
+		errs = append(errs, errors.New("--token-requests-per-ip must be positive"))
 	}
 	if c.LoginMaxFailuresPerAccount < c.LoginFailuresPerAccount {
 		errs = append(errs, errors.New("--login-max-failures-per-account must be at least --login-failures-per-account"))

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/problem"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // OAuthPaths are the endpoints called by non-browser clients with
@@ -23,13 +24,17 @@ import (
 // cross-origin check.
 var OAuthPaths = []string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"}
 
+// ClassTokenIP is the throttle class of the token endpoints (refresh,
+// logout, OAuth token, revocation and introspection), per client IP.
+const ClassTokenIP = "token_ip"
+
 // Register adds the token routes to mux.
 func (s *Service) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
-	mux.Handle("POST /v1/token/refresh", adapt(s.refresh))
-	mux.Handle("POST /v1/token/logout", adapt(s.logout))
-	mux.HandleFunc("POST /oauth2/token", s.oauthToken)
-	mux.HandleFunc("POST /oauth2/revoke", s.oauthRevoke)
-	mux.Handle("POST /oauth2/introspect", s.ResourceServers.Require(http.HandlerFunc(s.oauthIntrospect)))
+	mux.Handle("POST /v1/token/refresh", s.limited(adapt(s.refresh)))
+	mux.Handle("POST /v1/token/logout", s.limited(adapt(s.logout)))
+	mux.Handle("POST /oauth2/token", s.limited(http.HandlerFunc(s.oauthToken)))
+	mux.Handle("POST /oauth2/revoke", s.limited(http.HandlerFunc(s.oauthRevoke)))
+	mux.Handle("POST /oauth2/introspect", s.limited(s.ResourceServers.Require(http.HandlerFunc(s.oauthIntrospect))))
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.discovery)
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.discovery) // RFC 8414
 }
@@ -118,6 +123,22 @@ func (s *Service) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// limited counts the request against the per-IP token_ip limit before h
+// runs (before any token or credential is looked up): 429 rate_limited
+// with Retry-After over it.
+func (s *Service) limited(h http.Handler) http.Handler {
+	if s.Throttle == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := s.Throttle.Attempt(r.Context(), throttle.Key{Class: ClassTokenIP, ID: throttle.IPKey(httpx.ClientIP(r))}); d.Wait > 0 {
+			problem.Write(w, r, s.Log, problem.RateLimited.WithRetryAfter(d.Wait))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func grantProblem(err error) error {

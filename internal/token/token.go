@@ -7,6 +7,7 @@
 package token
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/risk"
 	"github.com/gatehouse-auth/gatehouse/internal/session"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/throttle"
 )
 
 // RefreshPrefix marks refresh tokens ("ghr_…") so secret scanners find
@@ -64,12 +66,20 @@ type Deps struct {
 	// introspection (the same verifier as the API's).
 	Verifier        session.Verifier
 	ResourceServers *ResourceServers
+	// Throttle limits the token endpoints per client IP (ClassTokenIP);
+	// nil: no limit.
+	Throttle Throttler
 	// Risk scores each refresh against the session's last use; nil: no
 	// scoring.
 	Risk *risk.Engine
 	// OnRisk, if set, counts each risk decision (a metric).
 	OnRisk func(decision string)
 	Log    *slog.Logger
+}
+
+// Throttler decides rate limits (throttle.Throttle).
+type Throttler interface {
+	Attempt(ctx context.Context, keys ...throttle.Key) throttle.Decision
 }
 
 // Service issues, rotates, revokes and introspects tokens.
