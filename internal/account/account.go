@@ -103,6 +103,9 @@ type Notifier interface {
 	// not signed in to the account before (location: approximate, may be
 	// empty).
 	NewDeviceSignIn(r *http.Request, u *store.User, sessionID, location string)
+	// PasswordUsed tells u its right password came from a place or
+	// device unusual for the account, and was refused for that.
+	PasswordUsed(r *http.Request, u *store.User, location string)
 	// SecondFactorChanged tells u what changed in its second factors
 	// (a sentence: "An authenticator app was turned on").
 	SecondFactorChanged(r *http.Request, userID, change string)
@@ -134,9 +137,11 @@ type StepUpProof struct {
 func (p StepUpProof) empty() bool { return p.Code == "" && p.Ceremony == "" && len(p.Credential) == 0 }
 
 // ChangingPurposes are the verifications a password change or reset
-// retires: reset links, and confirmations of a new e-mail address (which
-// an intruder who knew the old password could have started).
-var ChangingPurposes = []string{store.PurposeRecovery, store.PurposeChangeEmail}
+// retires: reset links, confirmations of a new e-mail address (which an
+// intruder who knew the old password could have started), and "not me"
+// links (each would mint a reset: the owner who changed the password has
+// taken the account back).
+var ChangingPurposes = []string{store.PurposeRecovery, store.PurposeChangeEmail, store.PurposeNotMe}
 
 // Register adds the account routes to mux.
 func (h *Handler) Register(mux *http.ServeMux, adapt func(httpx.HandlerFunc) http.Handler) {
@@ -350,18 +355,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""), "reason", "email_unverified"))
 		return problem.InvalidCredentials
 	}
-	// The password is right: its attempt is refunded (only now: an
-	// unverified account's right password must count as a wrong one does,
-	// or the counts would tell). A second factor has its own budget.
-	h.ClearFailures(ctx, email.Key, httpx.ClientIP(r))
 	now := h.Sessions.Now()
 	mfa, err := h.MFA.Required(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	if err := h.judge(r, u, mfa); err != nil {
+		// Refused for risk: the attempt stays counted, so confirmations
+		// of a password from elsewhere run into the account's protection.
 		return err
 	}
+	// The password is right and may be used: its attempt is refunded
+	// (only now: an unverified account's right password must count as a
+	// wrong one does, or the counts would tell). A second factor has its
+	// own budget.
+	h.ClearFailures(ctx, email.Key, httpx.ClientIP(r))
 	if mfa {
 		if newHash != "" {
 			if err := h.DB.InTx(ctx, func(tx store.Tx) error { return h.confirmPassword(ctx, tx, r, u, newHash, now) }); err != nil {
@@ -393,6 +401,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if superseded != "" {
 		h.Sessions.Revoked(ctx, superseded)
+	}
+	if newHash != "" {
+		u.PasswordHash = newHash
 	}
 	return st.Respond(w, http.StatusOK, u)
 }
@@ -501,9 +512,12 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *sess
 	}
 	h.Sessions.Revoked(ctx, revoked...)
 	h.Notify.PasswordChanged(r, u)
+	// The new password forgets every known device but this one.
+	u.PasswordHash = hash
 	if st != nil {
 		return st.Respond(w, http.StatusOK, u)
 	}
+	h.Devices.Remember(w, r, u.ID, hash)
 	h.Sessions.Invalidate(ctx, p.Session.ID) // drops cached copies under the old secret
 	h.Sessions.SetCookie(w, secret, p.Session.ExpiresAt)
 	return httpx.WriteJSON(w, http.StatusOK, map[string]int{"revoked_sessions": len(revoked)})

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/httpx"
@@ -73,7 +74,7 @@ func (h *Handler) admit(r *http.Request, emailKey string, u *store.User) error {
 	ctx := r.Context()
 	p := h.Protect
 	class, limit := unfamiliar, p.ExtraProofAfter
-	if u != nil && h.Devices.Known(r, u.ID) {
+	if u != nil && h.Devices.Known(r, u.ID, u.PasswordHash) {
 		class, limit = familiar, p.MaxFailures-p.ExtraProofAfter
 	}
 	n, _ := p.Account.Reserve(ctx, emailKey+class)
@@ -126,69 +127,99 @@ func (h *Handler) ClearFailures(ctx context.Context, emailKey string, ip netip.A
 // device token for native apps to keep.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, u *store.User, st *Start) string {
 	h.ClearFailures(r.Context(), u.EmailKey, httpx.ClientIP(r))
-	if !st.quiet && !h.Devices.Known(r, u.ID) {
+	if !st.quiet && !h.Devices.Known(r, u.ID, u.PasswordHash) {
 		h.Notify.NewDeviceSignIn(r, u, st.session.ID, st.session.Location)
 	}
-	return h.Devices.Remember(w, r, u.ID)
+	return h.Devices.Remember(w, r, u.ID, u.PasswordHash)
 }
 
-// historySize is how many earlier sign-ins a sign-in is compared with.
-const historySize = 20
+// historySize is how many earlier sign-ins a sign-in is compared with,
+// and historyAge how far back they are looked for.
+const (
+	historySize = 20
+	historyAge  = 90 * 24 * time.Hour
+)
 
 // judge scores a password sign-in of u (the password was right) against
-// the account's earlier sign-ins (their audit records: time, address, user
-// agent; devices that signed in are known by their token). Above the allow
-// band it is recorded; from the step-up band on, an account with a second
-// factor goes on to its challenge (that is the step-up), and one without is
-// refused with extra_proof_required: an e-mailed code, a link or a passkey
-// signs in instead. A first sign-in has no history and is not scored.
+// the account's earlier sign-ins (their login.succeeded audit records:
+// time, address, user agent; devices that signed in are known by their
+// token). Above the allow band it is recorded; from the step-up band on,
+// an account with a second factor goes on to its challenge (that is the
+// step-up), and one without is refused with extra_proof_required — an
+// e-mailed code, a link or a passkey signs in instead — and its owner is
+// told that the password was used. A first sign-in (no sign-in in
+// historyAge) is not scored.
 func (h *Handler) judge(r *http.Request, u *store.User, mfa bool) error {
 	if h.Risk == nil {
 		return nil
 	}
 	ctx := r.Context()
-	events, err := h.DB.Audit().ListUserEvents(ctx, u.ID, 0, 5*historySize)
+	now := h.Sessions.Now()
+	history, err := h.history(ctx, u.ID, now)
 	if err != nil {
 		h.Log.WarnContext(ctx, "account: risk history unavailable; not scored", slog.Any("error", err))
 		return nil
-	}
-	var history []risk.Observation
-	for _, e := range events {
-		if e.Type == audit.LoginSucceeded && len(history) < historySize {
-			history = append(history, h.Risk.Observe(e.At, e.IP, e.UserAgent, "known"))
-		}
 	}
 	if len(history) == 0 {
 		return nil
 	}
 	device := ""
-	if h.Devices.Known(r, u.ID) {
+	if h.Devices.Known(r, u.ID, u.PasswordHash) {
 		device = "known"
 	}
 	ip := ""
 	if a := httpx.ClientIP(r); a.IsValid() {
 		ip = a.String()
 	}
-	a := h.Risk.AssessSignIn(history, h.Risk.Observe(h.Sessions.Now(), ip, r.UserAgent(), device))
+	cur := h.Risk.Observe(now, ip, r.UserAgent(), device)
+	a := h.Risk.AssessSignIn(history, cur)
 	if h.OnRisk != nil {
 		h.OnRisk(a.Decision.String())
 	}
 	if a.Decision == risk.Allow {
 		return nil
 	}
-	e := audit.New(r, h.Sessions.Now(), audit.RiskAssessed, u.ID, "")
+	e := audit.New(r, now, audit.RiskAssessed, u.ID, "")
 	audit.With(e, "on", "sign_in")
 	audit.With(e, "decision", a.Decision.String())
 	audit.With(e, "score", strconv.Itoa(a.Score))
 	audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(e, "reasons", strings.Join(a.Reasons, " ")))
 	if a.Decision >= risk.StepUp && !mfa {
+		h.Notify.PasswordUsed(r, u, risk.Place(cur.Loc))
 		return problem.ExtraProofRequired.WithDetail("This sign-in comes from an unusual place or device. Sign in with a code sent by e-mail, a sign-in link or a passkey.")
 	}
 	return nil
 }
 
+// history is the account's last historySize sign-ins within historyAge,
+// read by type, so that other events (which anyone can cause, such as
+// failed codes) cannot push them out of view.
+func (h *Handler) history(ctx context.Context, userID string, now time.Time) ([]risk.Observation, error) {
+	var out []risk.Observation
+	f := store.EventFilter{UserID: userID, Type: audit.LoginSucceeded, Since: now.Add(-historyAge), Limit: 200}
+	for range 10 { // at most 2,000 sign-ins in historyAge are read
+		page, err := h.DB.Audit().QueryEvents(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			out = append(out, h.Risk.Observe(e.At, e.IP, e.UserAgent, "known"))
+		}
+		if len(out) > historySize {
+			out = out[len(out)-historySize:]
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.After = page[len(page)-1].ID
+	}
+	return out, nil
+}
+
 // Devices recognises known devices (package device).
 type Devices interface {
-	Known(r *http.Request, userID string) bool
-	Remember(w http.ResponseWriter, r *http.Request, userID string) string
+	// Known and Remember take the account's epoch: its password hash, so
+	// that a new password forgets the devices.
+	Known(r *http.Request, userID, epoch string) bool
+	Remember(w http.ResponseWriter, r *http.Request, userID, epoch string) string
 }

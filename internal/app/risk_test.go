@@ -3,11 +3,13 @@ package app_test
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/internal/config"
 	"github.com/gatehouse-auth/gatehouse/internal/geo/geotest"
+	"github.com/gatehouse-auth/gatehouse/internal/mail/mailtest"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
 )
 
@@ -29,6 +31,17 @@ const (
 // database.
 func rkHarness(t *testing.T, backend string) *harness {
 	t.Helper()
+	return rkHarnessOn(t, backend, nil)
+}
+
+// rkHarnessWith is rkHarness on SQLite with more configuration.
+func rkHarnessWith(t *testing.T, mutate func(c *config.Config)) *harness {
+	t.Helper()
+	return rkHarnessOn(t, "sqlite", mutate)
+}
+
+func rkHarnessOn(t *testing.T, backend string, mutate func(c *config.Config)) *harness {
+	t.Helper()
 	path := geotest.WriteCity(t, t.TempDir(), []geotest.Entry{
 		{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Lat: 48.8566, Lon: 2.3522, AccuracyKm: 1, City: "Paris", Country: "FR"},
 		{Prefix: netip.MustParsePrefix("198.51.101.0/24"), Lat: 48.8049, Lon: 2.1204, AccuracyKm: 1, City: "Versailles", Country: "FR"},
@@ -39,6 +52,9 @@ func rkHarness(t *testing.T, backend string) *harness {
 	return newHarness(t, backend, func(c *config.Config) {
 		c.TrustedProxies = []string{"127.0.0.1/32", "::1"}
 		c.GeoIPDB = path
+		if mutate != nil {
+			mutate(c)
+		}
 	})
 }
 
@@ -173,4 +189,105 @@ func TestAttackFarAwaySignInNeedsExtraProof(t *testing.T) {
 	if len(got) != 2 || got[0] != "sign_in:step-up" || got[1] != "sign_in:audit" {
 		t.Errorf("risk events %v", got)
 	}
+}
+
+// TestAttackRiskRefusalIsNoFreeOracle: the right password refused for risk
+// stays counted (so confirming a leaked password from elsewhere runs into
+// the account's protection) and its owner is told; the counts are cleared
+// only by a sign-in the risk check allowed.
+func TestAttackRiskRefusalIsNoFreeOracle(t *testing.T) {
+	h := rkHarnessWith(t, func(c *config.Config) { c.LoginFailuresPerAccount = 3 })
+	const email = "oracle@example.com"
+	h.newUser(email)
+	box := siMails(h)
+	mustStatus(t, prFrom(h, rkParis).login(email, goodPassword), http.StatusOK)
+	h.clock.Advance(24 * time.Hour)
+	for range 3 {
+		prWant(t, prFrom(h, rkTokyo).login(email, goodPassword), http.StatusForbidden, "extra_proof_required")
+	}
+	var m mailtest.Received
+	for range 3 { // one notice per refusal; each link replaces the last
+		m = box.next(t, email, "password was used from an unusual place")
+	}
+	if !strings.Contains(m.Text, "Tokyo, JP") || !strings.Contains(m.Text, "/ui/not-me#token=ghl_") {
+		t.Errorf("the notice lacks the place or the link:\n%s", m.Text)
+	}
+	// The fourth confirmation is refused by the account's protection, not
+	// scored: the password is no longer even checked.
+	prWant(t, prFrom(h, rkTokyo).login(email, goodPassword), http.StatusForbidden, "extra_proof_required")
+	if got := rkRisk(t, h, email); len(got) != 3 {
+		t.Errorf("risk events %v: the fourth attempt was scored, so its password was checked", got)
+	}
+	// The notice's link starts a reset (there is no session to end).
+	tok, revoked := nmReset(t, nmNotMe(h, linkToken(t, m)))
+	if revoked || tok == "" {
+		t.Errorf("revoked %v", revoked)
+	}
+}
+
+// TestAttackRiskHistoryCannotBeFlushed: events anyone can cause for an
+// account (failed codes) do not push its sign-ins out of the history, so
+// a far-away sign-in is still scored.
+func TestAttackRiskHistoryCannotBeFlushed(t *testing.T) {
+	h := rkHarness(t, "sqlite")
+	const email = "flush@example.com"
+	h.newUser(email)
+	mustStatus(t, prFrom(h, rkParis).login(email, goodPassword), http.StatusOK)
+	u, err := h.srv.DB.Users().UserByEmailKey(t.Context(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		e := &store.Event{Type: "verification.failed", UserID: u.ID, IP: rkTokyo, At: h.clock.Now().Add(time.Duration(i) * time.Millisecond), Details: map[string]string{"purpose": "email_otp"}}
+		if err := h.srv.DB.Audit().AppendEvent(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clock.Advance(24 * time.Hour)
+	prWant(t, prFrom(h, rkTokyo).login(email, goodPassword), http.StatusForbidden, "extra_proof_required")
+}
+
+// TestAttackOAuthRefreshRiskIsInvalidGrant: the OAuth token endpoint
+// answers a risky refresh as RFC 6749 says (invalid_grant), not 500.
+func TestAttackOAuthRefreshRiskIsInvalidGrant(t *testing.T) {
+	h := rkHarness(t, "sqlite")
+	h.newUser("oauth@example.com")
+	refresh := rkNative(t, h, "oauth@example.com", rkParis, rkFirefox)
+	h.clock.Advance(time.Minute)
+	for _, ua := range []string{rkFirefox, rkSafari} { // step-up, then deny
+		r := h.raw("POST", "/oauth2/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token="+refresh,
+			map[string]string{"X-Forwarded-For": rkTokyo, "User-Agent": ua})
+		if r.status != http.StatusBadRequest || r.json(t)["error"] != "invalid_grant" {
+			t.Fatalf("%s: %d %s", ua, r.status, r.body)
+		}
+	}
+}
+
+// TestAttackDevicesForgottenByPasswordReset: a thief's browser stops being
+// a known device of the account once its owner resets the password, so its
+// next sign-in is announced again.
+func TestAttackDevicesForgottenByPasswordReset(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	const email = "forget@example.com"
+	_, box := nmOwner(t, h, email)
+	thief, _ := nmThief(t, h, email, goodPassword)
+	nmNotice(t, box, email)
+	mustStatus(t, thief.do("POST", "/v1/logout", nil), http.StatusNoContent)
+	mustStatus(t, thief.login(email, goodPassword), http.StatusOK) // known now: no notice
+	nmNoNotice(t, box, email, 1, "second sign-in of the thief's browser")
+	mustStatus(t, vfCompleteReset(h, vfRequestReset(t, h, email), vfNewPassword), http.StatusOK)
+	mustStatus(t, thief.login(email, vfNewPassword), http.StatusOK)
+	nmNotice(t, box, email)
+}
+
+// TestAttackNotMeLinkDiesWithPasswordChange: an old "not me" link cannot
+// mint a reset once the owner has changed the password.
+func TestAttackNotMeLinkDiesWithPasswordChange(t *testing.T) {
+	h := newHarness(t, "sqlite", nil)
+	const email = "stale@example.com"
+	owner, box := nmOwner(t, h, email)
+	nmThief(t, h, email, goodPassword)
+	_, tok := nmNotice(t, box, email)
+	mustStatus(t, owner.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": vfNewPassword}), http.StatusOK)
+	prWant(t, nmNotMe(h, tok), http.StatusBadRequest, "invalid_token")
 }

@@ -5,9 +5,11 @@
 // attack (see package account, protection), and a sign-in from an unknown
 // device is what "new device" alerts and risk scoring count.
 //
-// Tokens are stateless: an issue time and an HMAC of (account id, issue
-// time) under a server key, so the store holds nothing and a token names
-// no account to whoever reads it. Browsers keep up to MaxPerCookie tokens
+// Tokens are stateless: an issue time and an HMAC of (account id, the
+// account's epoch, issue time) under a server key, so the store holds
+// nothing and a token names no account to whoever reads it. The epoch is
+// the account's password hash: a reset or change of the password (after a
+// "not me", a claim of a squatted address) forgets every known device. Browsers keep up to MaxPerCookie tokens
 // (several accounts on one browser) in an HttpOnly cookie; native apps
 // keep the token returned at sign-in ("device_token") and send it back in
 // the Gatehouse-Device-Token header.
@@ -59,27 +61,29 @@ func (d *Devices) CookieName() string {
 	return "gh_device"
 }
 
-func (d *Devices) mac(userID string, issued int64) []byte {
+func (d *Devices) mac(userID, epoch string, issued int64) []byte {
 	m := hmac.New(sha256.New, d.key)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(issued))
-	m.Write([]byte("gatehouse device v1\x00"))
+	m.Write([]byte("gatehouse device v2\x00"))
 	m.Write(b[:])
+	e := sha256.Sum256([]byte(epoch))
+	m.Write(e[:])
 	m.Write([]byte(userID))
 	return m.Sum(nil)[:macLen]
 }
 
-// Issue returns a new token for userID.
-func (d *Devices) Issue(userID string) string {
+// Issue returns a new token for userID at epoch.
+func (d *Devices) Issue(userID, epoch string) string {
 	issued := d.now().Unix()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(issued))
 	enc := base64.RawURLEncoding.Strict()
-	return enc.EncodeToString(b[:]) + "." + enc.EncodeToString(d.mac(userID, issued))
+	return enc.EncodeToString(b[:]) + "." + enc.EncodeToString(d.mac(userID, epoch, issued))
 }
 
-// valid reports whether token is a live token of userID.
-func (d *Devices) valid(token, userID string) bool {
+// valid reports whether token is a live token of userID at epoch.
+func (d *Devices) valid(token, userID, epoch string) bool {
 	ts, sig, ok := strings.Cut(token, ".")
 	if !ok {
 		return false
@@ -98,7 +102,7 @@ func (d *Devices) valid(token, userID string) bool {
 	if age < -time.Minute || age > Lifetime {
 		return false
 	}
-	return hmac.Equal(mac, d.mac(userID, issued))
+	return hmac.Equal(mac, d.mac(userID, epoch, issued))
 }
 
 // cookieTokens returns the tokens of the request's cookie, at most
@@ -118,14 +122,14 @@ func (d *Devices) cookieTokens(r *http.Request) []string {
 // Header is the request header in which native apps send their token.
 const Header = "Gatehouse-Device-Token"
 
-// Known reports whether the request comes from a known device of userID:
-// a token in the cookie, or in the Header (native apps).
-func (d *Devices) Known(r *http.Request, userID string) bool {
-	if t := r.Header.Get(Header); t != "" && len(t) < 128 && d.valid(t, userID) {
+// Known reports whether the request comes from a known device of userID
+// at epoch: a token in the cookie, or in the Header (native apps).
+func (d *Devices) Known(r *http.Request, userID, epoch string) bool {
+	if t := r.Header.Get(Header); t != "" && len(t) < 128 && d.valid(t, userID, epoch) {
 		return true
 	}
 	for _, t := range d.cookieTokens(r) {
-		if d.valid(t, userID) {
+		if d.valid(t, userID, epoch) {
 			return true
 		}
 	}
@@ -135,14 +139,14 @@ func (d *Devices) Known(r *http.Request, userID string) bool {
 // Remember marks the request's device as known for userID: a fresh token
 // first in the browser cookie (replacing the account's older one), and
 // returned for native apps to keep.
-func (d *Devices) Remember(w http.ResponseWriter, r *http.Request, userID string) string {
-	tok := d.Issue(userID)
+func (d *Devices) Remember(w http.ResponseWriter, r *http.Request, userID, epoch string) string {
+	tok := d.Issue(userID, epoch)
 	keep := []string{tok}
 	for _, t := range d.cookieTokens(r) {
 		if len(keep) == MaxPerCookie {
 			break
 		}
-		if d.wellFormed(t) && !d.valid(t, userID) {
+		if d.wellFormed(t) && !d.valid(t, userID, epoch) {
 			keep = append(keep, t)
 		}
 	}

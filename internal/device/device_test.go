@@ -14,8 +14,8 @@ func TestKnown(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
 	d := New(key, clock, true)
-	tok := d.Issue("usr_a")
-	other := New([]byte("another key, another deployment!"), clock, true).Issue("usr_a")
+	tok := d.Issue("usr_a", "hash-1")
+	other := New([]byte("another key, another deployment!"), clock, true).Issue("usr_a", "hash-1")
 	for _, tc := range []struct {
 		name  string
 		token string
@@ -24,6 +24,7 @@ func TestKnown(t *testing.T) {
 	}{
 		{"own token", tok, "usr_a", true},
 		{"another account", tok, "usr_b", false},
+		{"another epoch (the password changed)", d.Issue("usr_a", "hash-0"), "usr_a", false},
 		{"another key", other, "usr_a", false},
 		{"tampered mac", tok[:15] + string(tok[15]^1) + tok[16:], "usr_a", false},
 		{"non-canonical base64", tok[:len(tok)-1] + string(tok[len(tok)-1]^1), "usr_a", false},
@@ -35,12 +36,12 @@ func TestKnown(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/v1/login", nil)
 			r.Header.Set(Header, tc.token)
-			if got := d.Known(r, tc.user); got != tc.want {
+			if got := d.Known(r, tc.user, "hash-1"); got != tc.want {
 				t.Errorf("Known(header) = %v, want %v", got, tc.want)
 			}
 			r = httptest.NewRequest("POST", "/v1/login", nil)
 			r.AddCookie(&http.Cookie{Name: d.CookieName(), Value: tc.token})
-			if got := d.Known(r, tc.user); got != tc.want {
+			if got := d.Known(r, tc.user, "hash-1"); got != tc.want {
 				t.Errorf("Known(cookie) = %v, want %v", got, tc.want)
 			}
 		})
@@ -50,11 +51,11 @@ func TestKnown(t *testing.T) {
 func TestAttackExpiredTokenIsUnfamiliar(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	d := New(key, func() time.Time { return now }, false)
-	tok := d.Issue("usr_a")
+	tok := d.Issue("usr_a", "")
 	now = now.Add(Lifetime + time.Second)
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set(Header, tok)
-	if d.Known(r, "usr_a") {
+	if d.Known(r, "usr_a", "") {
 		t.Fatal("a token older than Lifetime is known")
 	}
 }
@@ -74,7 +75,7 @@ func TestRememberKeepsAccountsOnOneBrowser(t *testing.T) {
 			r.AddCookie(&http.Cookie{Name: d.CookieName(), Value: v})
 		}
 		w := httptest.NewRecorder()
-		d.Remember(w, r, u)
+		d.Remember(w, r, u, "e")
 		c := w.Result().Cookies()[0]
 		if c.Name != "__Host-gh_device" || !c.HttpOnly || !c.Secure || c.Path != "/" || c.SameSite != http.SameSiteLaxMode {
 			t.Fatalf("cookie attributes: %+v", c)
@@ -88,7 +89,7 @@ func TestRememberKeepsAccountsOnOneBrowser(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.AddCookie(&http.Cookie{Name: d.CookieName(), Value: cookie})
 	for u, want := range map[string]bool{"u6": true, "u5": true, "u1": true, "u2": false} {
-		if d.Known(r, u) != want {
+		if d.Known(r, u, "e") != want {
 			t.Errorf("Known(%s) = %v, want %v", u, !want, want)
 		}
 	}
@@ -99,14 +100,14 @@ func TestRememberKeepsAccountsOnOneBrowser(t *testing.T) {
 
 func FuzzKnown(f *testing.F) {
 	d := New(key, nil, false)
-	f.Add(d.Issue("u"), "u")
+	f.Add(d.Issue("u", ""), "u")
 	f.Add("a.b~c.d", "u")
 	f.Fuzz(func(t *testing.T, cookie, user string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.AddCookie(&http.Cookie{Name: d.CookieName(), Value: cookie})
 		r.Header.Set(Header, cookie)
-		d.Known(r, user)
+		d.Known(r, user, user)
 		w := httptest.NewRecorder()
-		d.Remember(w, r, user)
+		d.Remember(w, r, user, user)
 	})
 }

@@ -27,7 +27,7 @@
 //
 // LoginFailed counts the distinct accounts that fail to sign in from one
 // address (an IPv4 address or an IPv6 /64, as throttle.IPKey) and from one
-// block (an IPv4 /24 or an IPv6 /48) within Config.StuffingWindow. Over a
+// block (an IPv4 /24 or an IPv6 /56) within Config.StuffingWindow. Over a
 // threshold the address or the block is denied for Config.BanDuration. Many
 // failures against one account never ban anything: that is the
 // per-account protection's job, and a ban keyed on one account would let
@@ -72,7 +72,7 @@ type Config struct {
 	// address (IPv4 address, IPv6 /64) per window before it is banned
 	// (default 20; negative: never).
 	StuffingAccounts int
-	// StuffingAccountsPerBlock is the same for an IPv4 /24 or IPv6 /48
+	// StuffingAccountsPerBlock is the same for an IPv4 /24 or IPv6 /56
 	// (default 60; negative: never).
 	StuffingAccountsPerBlock int
 	// StuffingWindow is the counting window (default 10m).

@@ -144,7 +144,7 @@ func TestAttackStuffingOneIPManyAccountsBanned(t *testing.T) {
 }
 
 // TestAttackStuffingSpreadAcrossSlash24Banned: one account per address,
-// 60 addresses of one /24 (or 60 /64s of one IPv6 /48): the block is
+// 60 addresses of one /24 (or 60 /64s of one IPv6 /56): the block is
 // banned, though no address reached its own threshold.
 func TestAttackStuffingSpreadAcrossSlash24Banned(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *env) {
@@ -169,8 +169,12 @@ func TestAttackStuffingSpreadAcrossSlash24Banned(t *testing.T) {
 		for i := range 60 {
 			fail(g, fmt.Sprintf("2001:db8:77:%x::1", i), 1, func(int) string { return distinct(1000 + i) })
 		}
-		if got := g.Decide(netip.MustParseAddr("2001:db8:77:ffff::9")); got != store.IPDeny {
-			t.Fatalf("the /48 is not banned: %q", got)
+		if got := g.Decide(netip.MustParseAddr("2001:db8:77:ff::9")); got != store.IPDeny {
+			t.Fatalf("the /56 is not banned: %q", got)
+		}
+		// The next customer's /56 in the same /48 is not framed.
+		if got := g.Decide(netip.MustParseAddr("2001:db8:77:100::9")); got != "" {
+			t.Errorf("the neighbouring /56 is banned: %q", got)
 		}
 	})
 }

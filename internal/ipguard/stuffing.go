@@ -89,9 +89,11 @@ func addressPrefix(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// blockPrefix is the wider block counted too: an IPv4 /24, an IPv6 /48.
+// blockPrefix is the wider block counted too: an IPv4 /24, an IPv6 /56
+// (what ISPs commonly give one customer: a /48 would let one customer
+// frame hundreds of neighbours).
 func blockPrefix(ip netip.Addr) netip.Prefix {
-	bits := 48
+	bits := 56
 	if ip.Is4() {
 		bits = 24
 	}

@@ -27,6 +27,7 @@ const (
 	KindMFAChanged       = "mfa_changed"        // notice: Change (an app turned on or off, new recovery codes); if it was not you, reset at Link
 	KindAccountExists    = "account_exists"     // someone tried to sign up (or move another account) with this address, which already has an account; Link = sign-in/reset page
 	KindNewDevice        = "new_device"         // notice: a device that had not signed in before did (At, Device, IP, Location); Link signs it out and starts a reset (ExpiresIn)
+	KindPasswordUsed     = "password_used"      // notice: the right password came from an unusual place and was refused for risk (At, Device, IP, Location); Link starts a reset (ExpiresIn)
 )
 
 // kinds lists every template kind; each has templates/<kind>.txt and
@@ -34,7 +35,7 @@ const (
 var kinds = []string{
 	KindVerifyEmail, KindRecovery, KindPasswordChanged, KindMagicLink,
 	KindEmailOTP, KindChangeEmail, KindEmailChanged, KindAccountExists, KindPhoneAdded, KindRecoveryCodeUsed, KindMFAChanged,
-	KindNewDevice,
+	KindNewDevice, KindPasswordUsed,
 }
 
 // Data fills a template. Every field may be empty; the templates leave out

@@ -48,6 +48,7 @@ var wants = map[string][]string{
 	KindPhoneAdded:       {full.Phone[1:], full.Link, full.IP, "sign-in codes", "reset your password"},
 	KindAccountExists:    {full.Link, full.To, "already has an account", "ignore this e-mail"},
 	KindNewDevice:        {full.Link, full.IP, full.Device, full.Location, "1 May 2026, 09:30 UTC", "had not signed in", "works once", "expires in 15 minutes"},
+	KindPasswordUsed:     {full.Link, full.IP, full.Device, full.Location, "1 May 2026, 09:30 UTC", "right password", "not signed in", "works once"},
 }
 
 var (

@@ -29,6 +29,7 @@
 //	          asn_changed             10
 //	distance  distance_50km           20   50 km ≤ distance < 100 km
 //	          distance_100km          40   distance ≥ 100 km
+//	          location_unknown        40   known before, not placeable now
 //	client    new_device              20
 //	          ua_family_changed       40
 //	travel    impossible_travel       25
@@ -114,6 +115,12 @@ type Signals struct {
 	// ImpossibleTravel reports SpeedKmh above ImpossibleSpeedKmh over a
 	// DistanceKm of at least LowTrustKm.
 	ImpossibleTravel bool
+	// LocationUnknown reports that the most recent location was known and
+	// the current one is not (an address the database cannot place, or
+	// only to within more than LowTrustKm): it weighs like a move of
+	// LowTrustKm, or hopping through unplaceable addresses would launder
+	// any move.
+	LocationUnknown bool
 }
 
 // Compare compares a refresh cur with the session's previous observation prev.
@@ -159,6 +166,9 @@ func CompareHistory(history []Observation, cur Observation) Signals {
 	sig.IPChanged = curNetOK && ipSeen && !ipShared
 	sig.ASNChanged = cur.Loc.ASN != 0 && asnSeen && !asnShared
 
+	if latest.Loc.Known && (!cur.Loc.Known || cur.Loc.AccuracyKm > LowTrustKm) {
+		sig.LocationUnknown = true
+	}
 	if latest.Loc.Known && cur.Loc.Known {
 		d := haversineKm(latest.Loc, cur.Loc) - float64(latest.Loc.AccuracyKm) - float64(cur.Loc.AccuracyKm)
 		sig.DistanceKm = max(d, 0)

@@ -82,6 +82,23 @@ func TestHaversine(t *testing.T) {
 	}
 }
 
+// TestAttackUnplaceableAddressAfterKnownStepsUp: hopping through an
+// address the database cannot place must not launder a move: losing a
+// known location weighs like a move of 100 km.
+func TestAttackUnplaceableAddressAfterKnownStepsUp(t *testing.T) {
+	prev, cur := home, home
+	prev.Loc, cur.Loc = paris, geo.Location{}
+	cur.At = t0.Add(time.Minute)
+	if a := risk.Assess(risk.Compare(prev, cur), risk.DefaultBands); a.Decision != risk.StepUp {
+		t.Fatalf("decision %v (%v), want step-up", a.Decision, a.Reasons)
+	}
+	// Never known: nothing to lose.
+	prev.Loc = geo.Location{}
+	if a := risk.Assess(risk.Compare(prev, cur), risk.DefaultBands); a.Decision != risk.Allow {
+		t.Fatalf("decision %v (%v) without any location, want allow", a.Decision, a.Reasons)
+	}
+}
+
 func TestDistanceAccuracyDiscount(t *testing.T) {
 	withAccuracy := func(loc geo.Location, km int) geo.Location {
 		loc.AccuracyKm = km
@@ -97,10 +114,12 @@ func TestDistanceAccuracyDiscount(t *testing.T) {
 		{"one-coarse", withAccuracy(paris, 100), lyon, 291.5, risk.ReasonDistance100km},
 		{"both-coarse", withAccuracy(paris, 100), withAccuracy(lyon, 100), 191.5, risk.ReasonDistance100km},
 		{"coarse-leaves-50km-band", withAccuracy(paris, 300), withAccuracy(lyon, 20), 71.5, risk.ReasonDistance50km},
-		{"radius-covers-move", withAccuracy(paris, 200), withAccuracy(lyon, 200), 0, ""},
+		// A current radius over 100 km places nothing: the laundering
+		// guard below.
+		{"radius-covers-move", withAccuracy(paris, 200), withAccuracy(lyon, 200), 0, risk.ReasonLocationUnknown},
 		{"short-move-swallowed", withAccuracy(paris, 10), withAccuracy(versailles, 10), 0, ""},
 		{"prev-unknown", geo.Location{}, lyon, 0, ""},
-		{"cur-unknown", paris, geo.Location{Country: "FR"}, 0, ""},
+		{"cur-unknown", paris, geo.Location{Country: "FR"}, 0, risk.ReasonLocationUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ const (
 	ReasonDistance50km     = "distance_50km"
 	ReasonDistance100km    = "distance_100km"
 	ReasonImpossibleTravel = "impossible_travel"
+	ReasonLocationUnknown  = "location_unknown"
 )
 
 // Weights of the signals; the package documentation explains them.
@@ -28,7 +29,7 @@ func Score(s Signals) int {
 	network := max(weight(s.IPChanged, weightIPChanged), weight(s.ASNChanged, weightASNChanged))
 	distance := max(
 		weight(s.DistanceKm >= MediumTrustKm, weightDistance50km),
-		weight(s.DistanceKm >= LowTrustKm, weightDistance100km),
+		weight(s.DistanceKm >= LowTrustKm || s.LocationUnknown, weightDistance100km),
 	)
 	client := max(weight(s.NewDevice, weightNewDevice), weight(s.UAFamilyChanged, weightUAFamilyChanged))
 	travel := weight(s.ImpossibleTravel, weightImpossibleTravel)
@@ -70,5 +71,6 @@ func reasons(s Signals) []string {
 	add(s.DistanceKm >= MediumTrustKm && s.DistanceKm < LowTrustKm, ReasonDistance50km)
 	add(s.DistanceKm >= LowTrustKm, ReasonDistance100km)
 	add(s.ImpossibleTravel, ReasonImpossibleTravel)
+	add(s.LocationUnknown, ReasonLocationUnknown)
 	return r
 }

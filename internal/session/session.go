@@ -227,8 +227,8 @@ func Require(h func(w http.ResponseWriter, r *http.Request, p *Principal) error)
 }
 
 // RequireAdmin is Require for the administration API: the account must be
-// marked an administrator (gatehouse users admin), read from the store for
-// bearer principals, and the session must have been confirmed recently at
+// marked an administrator (gatehouse users admin), read from the store on
+// every call, and the session must have been confirmed recently at
 // the assurance the account needs (RequireFresh), so a stolen or forgotten
 // session of an administrator cannot use it. Refusals are 403
 // admin_required or reauthentication_required.
@@ -238,7 +238,16 @@ func (m *Manager) RequireAdmin(h func(w http.ResponseWriter, r *http.Request, p 
 		if err != nil {
 			return err
 		}
-		if !full.User.Admin {
+		// The mark is read from the store, not the session cache: the
+		// CLI that revokes it cannot reach other processes' caches.
+		u, err := m.db.Users().UserByID(r.Context(), full.User.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.Unauthenticated
+		}
+		if err != nil {
+			return fmt.Errorf("session: admin: %w", err)
+		}
+		if !u.Admin {
 			return problem.AdminRequired
 		}
 		if err := m.RequireFresh(r.Context(), full); err != nil {

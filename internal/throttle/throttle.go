@@ -76,8 +76,8 @@ type Decision struct {
 // a count. Counting stops at the first key over its limit: a throttled IP
 // cannot keep creating counters for other keys. If neither the shared
 // limiter nor the local fallback can decide, the attempt is refused (fail
-// closed). The state of every key decided is reported to the request's
-// RateLimit headers (see [Headers]).
+// closed). The state of every per-IP key decided is reported to the
+// request's RateLimit headers (see [Headers]).
 func (t *Throttle) Attempt(ctx context.Context, keys ...Key) Decision {
 	exempt := exempted(ctx)
 	for _, k := range keys {
@@ -90,7 +90,12 @@ func (t *Throttle) Attempt(ctx context.Context, keys ...Key) Decision {
 			t.log.ErrorContext(ctx, "throttle: cannot decide; refusing", slog.String("class", k.Class), slog.Any("error", err))
 			return Decision{Wait: rule.Window / time.Duration(rule.Limit)}
 		}
-		report(ctx, k.Class, rule, res)
+		if rule.PerIP {
+			// Only per-address state is shown: the state of a per-account
+			// or per-address-named counter would tell a caller what other
+			// requests (or background notices) did with that account.
+			report(ctx, k.Class, rule, res)
+		}
 		if !res.Allowed {
 			return Decision{Wait: res.RetryAfter, Tripped: t.trip(ctx, k, rule)}
 		}

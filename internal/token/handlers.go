@@ -48,7 +48,7 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	rot, err := s.rotate(r, presented, channel)
 	if err != nil {
-		if channel == channelCookie && (errors.Is(err, errInvalidGrant) || errors.Is(err, errReused)) {
+		if channel == channelCookie && (errors.Is(err, errInvalidGrant) || errors.Is(err, errReused) || errors.Is(err, errRiskDenied)) {
 			s.clearCookie(w)
 		}
 		return grantProblem(err)
@@ -223,6 +223,12 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, errInvalidGrant):
 		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid, expired or revoked.")
+		return
+	case errors.Is(err, errStepUp):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The session is being used from an unusual place or device; sign in again.")
+		return
+	case errors.Is(err, errRiskDenied):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_grant", "The session was revoked: it was used from a place or device that could not be the owner's.")
 		return
 	case err != nil:
 		problem.Write(w, r, s.Log, fmt.Errorf("token: oauth refresh: %w", err))

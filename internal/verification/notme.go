@@ -28,10 +28,23 @@ const NotMeTTL = 7 * 24 * time.Hour
 // It only queues work: the sign-in neither waits for the e-mail nor fails
 // with it.
 func (s *Service) NewDeviceSignIn(r *http.Request, u *store.User, sessionID, location string) {
+	s.alert(r, u, mail.KindNewDevice, sessionID, location)
+}
+
+// PasswordUsed implements account.Notifier: u's right password came from
+// a place or device unusual for the account and was refused for risk.
+// Its "not me" link has no session to end; it starts a reset.
+func (s *Service) PasswordUsed(r *http.Request, u *store.User, location string) {
+	s.alert(r, u, mail.KindPasswordUsed, "", location)
+}
+
+// alert queues a notice of kind with a "not me" link bound to sessionID
+// ("" for none).
+func (s *Service) alert(r *http.Request, u *store.User, kind, sessionID, location string) {
 	o, user := originOf(r), *u
 	o.sessionID = sessionID
 	at := s.Sessions.Now()
-	s.background("new device", func(ctx context.Context) error {
+	s.background(kind, func(ctx context.Context) error {
 		d := mail.Data{IP: o.ip, Device: session.DeviceLabel(o.userAgent), Location: location, At: at}
 		p, err := s.newProof(user.ID, store.PurposeNotMe, user.Email, "not-me", false, NotMeTTL, s.Sessions.Now())
 		if err == nil {
@@ -39,28 +52,28 @@ func (s *Service) NewDeviceSignIn(r *http.Request, u *store.User, sessionID, loc
 			dl := d
 			dl.Link, dl.ExpiresIn = p.link, NotMeTTL
 			var out outgoing
-			if out, err = s.mailTo(mail.KindNewDevice, user.Email, dl); err == nil {
-				if err = s.issueNotice(ctx, o, p, out, location); err == nil {
+			if out, err = s.mailTo(kind, user.Email, dl); err == nil {
+				if err = s.issueNotice(ctx, o, p, out, kind, location); err == nil {
 					return nil
 				}
 			}
 		}
 		// Without its link the notice still goes: the owner must hear of
-		// the sign-in, and can still reset the password.
-		s.Log.ErrorContext(ctx, "verification: not-me link of a new-device notice not issued; sending the notice without it",
-			slog.String("user_id", user.ID), slog.Any("error", err))
+		// it, and can still reset the password.
+		s.Log.ErrorContext(ctx, "verification: not-me link of a notice not issued; sending the notice without it",
+			slog.String("user_id", user.ID), slog.String("kind", kind), slog.Any("error", err))
 		d.Link = s.page("recovery")
-		return s.notice(ctx, o, mail.KindNewDevice, user.ID, user.Email, d)
+		return s.notice(ctx, o, kind, user.ID, user.Email, d)
 	})
 }
 
 // issueNotice stores the not-me proof p with the notice's audit event in
 // one transaction, then queues out, which carries p's secret. Unlike
-// issue, the event is a notice.sent of the new_device kind, tied to the
-// session the notice is about.
-func (s *Service) issueNotice(ctx context.Context, o origin, p *proof, out outgoing, location string) error {
+// issue, the event is a notice.sent of its kind, tied to the session the
+// notice is about.
+func (s *Service) issueNotice(ctx context.Context, o origin, p *proof, out outgoing, kind, location string) error {
 	e := o.event(p.v.CreatedAt, audit.NoticeSent, p.v.UserID, p.v.SessionID)
-	audit.With(e, "kind", mail.KindNewDevice)
+	audit.With(e, "kind", kind)
 	audit.With(e, "purpose", p.v.Purpose)
 	audit.With(e, "message_id", out.id)
 	if location != "" {

@@ -17,7 +17,7 @@ import (
 // resetRetires are the proofs a password reset kills: every way into the
 // account that an intruder could have started before the owner took it
 // back.
-var resetRetires = []string{store.PurposeRecovery, store.PurposeChangeEmail, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeSMSOTP, store.PurposeVerifyPhone}
+var resetRetires = []string{store.PurposeRecovery, store.PurposeChangeEmail, store.PurposeMagicLink, store.PurposeEmailOTP, store.PurposeSMSOTP, store.PurposeVerifyPhone, store.PurposeNotMe}
 
 // recover serves POST /v1/recovery {email}: 202, always the same, in the
 // same time; the reset link goes, in a background job, to the address the
