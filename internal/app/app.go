@@ -359,7 +359,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	tokens.Register(mux, adapt)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.Keys.ServeJWKS)
 	mux.Handle("GET /v1/revocations", resourceServers.Require(feed))
-	mux.Handle("GET /v1/activity", adapt(audit.ActivityHandler(db.Audit(), session.UserID)))
+	mux.Handle("GET /v1/activity", adapt(audit.ActivityHandler(db.Audit(), session.UserID, audit.Describe{
+		Device: session.DeviceLabel,
+		Place:  func(ip string) string { return risk.Place(riskEngine.Observe(time.Time{}, ip, "", "").Loc) },
+	})))
 	s.startAudit(runCtx, mux, adapt, m)
 	s.IPGuard.Register(mux, adapt, s.Sessions)
 	mux.Handle("GET /healthz", adapt(healthz))

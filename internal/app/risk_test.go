@@ -291,3 +291,18 @@ func TestAttackNotMeLinkDiesWithPasswordChange(t *testing.T) {
 	mustStatus(t, owner.do("POST", "/v1/password", map[string]string{"current_password": goodPassword, "new_password": vfNewPassword}), http.StatusOK)
 	prWant(t, nmNotMe(h, tok), http.StatusBadRequest, "invalid_token")
 }
+
+// TestActivityShowsDeviceAndPlace: the user's own activity names the
+// device and, with --geoip-db, the place of each event.
+func TestActivityShowsDeviceAndPlace(t *testing.T) {
+	h := rkHarness(t, "sqlite")
+	h.newUser("where@example.com")
+	c := prFrom(h, rkParis)
+	mustStatus(t, c.login("where@example.com", goodPassword), http.StatusOK)
+	r := c.do("GET", "/v1/activity?limit=1", nil)
+	mustStatus(t, r, http.StatusOK)
+	e := r.json(t)["events"].([]any)[0].(map[string]any)
+	if e["type"] != "login.succeeded" || e["location"] != "Paris, FR" || e["device"] != "Firefox on Linux" {
+		t.Errorf("activity event %v, want a sign-in from Firefox on Linux in Paris, FR", e)
+	}
+}

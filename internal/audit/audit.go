@@ -144,10 +144,19 @@ func Append(ctx context.Context, a store.Audit, log *slog.Logger, e *store.Event
 // UserFunc returns the authenticated user's id, or ok=false.
 type UserFunc func(r *http.Request) (userID string, ok bool)
 
+// Describe labels an event's origin for people: the device of a user
+// agent ("Firefox on Linux") and the place of an address ("Lyon, FR"; ""
+// when unknown).
+type Describe struct {
+	Device func(userAgent string) string
+	Place  func(ip string) string
+}
+
 // ActivityHandler serves GET /v1/activity: the caller's own security events,
-// newest first, paginated with ?limit= (1..100, default 20) and ?before=<id>
-// (the next_before of the previous page).
-func ActivityHandler(a store.Audit, user UserFunc) httpx.HandlerFunc {
+// newest first, with the device and place they came from, paginated with
+// ?limit= (1..100, default 20) and ?before=<id> (the next_before of the
+// previous page).
+func ActivityHandler(a store.Audit, user UserFunc, describe Describe) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		uid, ok := user(r)
 		if !ok {
@@ -172,6 +181,8 @@ func ActivityHandler(a store.Audit, user UserFunc) httpx.HandlerFunc {
 			At        time.Time         `json:"at"`
 			IP        string            `json:"ip,omitempty"`
 			UserAgent string            `json:"user_agent,omitempty"`
+			Device    string            `json:"device,omitempty"`
+			Location  string            `json:"location,omitempty"`
 			SessionID string            `json:"session_id,omitempty"`
 			Details   map[string]string `json:"details,omitempty"`
 		}
@@ -185,7 +196,14 @@ func ActivityHandler(a store.Audit, user UserFunc) httpx.HandlerFunc {
 				resp.NextBefore = &next
 				break
 			}
-			resp.Events = append(resp.Events, item{e.ID, e.Type, e.At, e.IP, e.UserAgent, e.SessionID, e.Details})
+			it := item{ID: e.ID, Type: e.Type, At: e.At, IP: e.IP, UserAgent: e.UserAgent, SessionID: e.SessionID, Details: e.Details}
+			if e.UserAgent != "" && describe.Device != nil {
+				it.Device = describe.Device(e.UserAgent)
+			}
+			if e.IP != "" && describe.Place != nil {
+				it.Location = describe.Place(e.IP)
+			}
+			resp.Events = append(resp.Events, it)
 		}
 		return httpx.WriteJSON(w, http.StatusOK, resp)
 	}
