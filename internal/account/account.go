@@ -332,13 +332,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		if err := h.Hasher.VerifyDummy(ctx, req.Password); err != nil {
 			return hashProblem(err)
 		}
-		h.loginFailed(r, email.Key)
+		h.SignInFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, "", ""), "email", email.Key))
 		return problem.InvalidCredentials
 	}
 	newHash, err := h.verify(ctx, u, req.Password)
 	if errors.Is(err, errWrongPassword) {
-		h.loginFailed(r, email.Key)
+		h.SignInFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""))
 		return problem.InvalidCredentials
 	}
@@ -351,7 +351,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		// answer here would tell them the address was free. The owner gets
 		// the verification e-mail again instead.
 		h.Notify.VerificationNeeded(r, u)
-		h.loginFailed(r, email.Key)
+		h.SignInFailed(r, email.Key)
 		audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(audit.New(r, h.Sessions.Now(), audit.LoginFailed, u.ID, ""), "reason", "email_unverified"))
 		return problem.InvalidCredentials
 	}

@@ -103,9 +103,11 @@ func (h *Handler) admit(r *http.Request, emailKey string, u *store.User) error {
 	return problem.ExtraProofRequired
 }
 
-// loginFailed reports a failed password attempt (already counted by
-// admit) to the credential-stuffing detector.
-func (h *Handler) loginFailed(r *http.Request, emailKey string) {
+// SignInFailed reports a failed sign-in attempt on an account (a password,
+// or a one-time code; already counted by its own limits) to the
+// credential-stuffing detector, which bans an address failing across
+// many accounts.
+func (h *Handler) SignInFailed(r *http.Request, emailKey string) {
 	if h.Protect.Failures != nil {
 		h.Protect.Failures.LoginFailed(r.Context(), httpx.ClientIP(r), emailKey)
 	}

@@ -224,3 +224,16 @@ func TestIPRulesAdminAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackCodeGuessingAcrossAccountsBanned: wrong one-time codes sent
+// for many addresses from one address count like failed passwords: the
+// address is banned.
+func TestAttackCodeGuessingAcrossAccountsBanned(t *testing.T) {
+	h := igHarness(t, "sqlite", nil)
+	for i := range h.cfg.StuffingAccounts {
+		r := igFrom(h, "203.0.113.77").do("POST", "/v1/otp/verify", map[string]string{"email": fmt.Sprintf("victim%d@example.com", i), "code": "123456"})
+		igProblem(t, r, http.StatusUnauthorized, "invalid_code")
+	}
+	r := igFrom(h, "203.0.113.77").do("POST", "/v1/otp/verify", map[string]string{"email": "one-more@example.com", "code": "123456"})
+	igProblem(t, r, http.StatusForbidden, "ip_blocked")
+}

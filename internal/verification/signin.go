@@ -283,6 +283,7 @@ func (s *Service) verifyCode(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, err := s.byCode(ctx, originOf(r), uid, purpose, req.Code)
 	if err != nil {
+		s.Accounts.SignInFailed(r, key)
 		return codeProblem(err)
 	}
 	if err := codeProblem(s.signIn(w, r, u, v, amr, method, req.Delivery)); err != nil {
