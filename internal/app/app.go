@@ -273,6 +273,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		token.ClassTokenIP:      {Limit: cfg.TokenRequestsPerIP, Window: cfg.LoginFailureWindow, PerIP: true},
 	}, limiter, localLimiter, log)
 	tokens.Throttle = thr
+	tokens.StepUps = &throttle.Backoff{After: throttle.NoDelay, Window: 24 * time.Hour, Primary: s.eph, Fallback: local, Log: log}
 
 	s.jobs = dispatch.New(dispatch.Config{}, log)
 	s.jobs.Start(runCtx)

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/geo/geotest"
 	"github.com/gatehouse-auth/gatehouse/internal/mail/mailtest"
 	"github.com/gatehouse-auth/gatehouse/internal/store"
+	"github.com/gatehouse-auth/gatehouse/internal/token"
 )
 
 // Addresses of the test GeoIP database (RFC 5737 and 3849 ranges, placed
@@ -304,5 +305,22 @@ func TestActivityShowsDeviceAndPlace(t *testing.T) {
 	e := r.json(t)["events"].([]any)[0].(map[string]any)
 	if e["type"] != "login.succeeded" || e["location"] != "Paris, FR" || e["device"] != "Firefox on Linux" {
 		t.Errorf("activity event %v, want a sign-in from Firefox on Linux in Paris, FR", e)
+	}
+}
+
+// TestAttackStepUpRetriesRevokeTheSession: a thief who keeps presenting a
+// refresh token from unusual places (hoping for one that scores low) gets
+// MaxStepUps step-up answers; the next risky refresh revokes the session.
+func TestAttackStepUpRetriesRevokeTheSession(t *testing.T) {
+	h := rkHarness(t, "sqlite")
+	h.newUser("retry@example.com")
+	refresh := rkNative(t, h, "retry@example.com", rkParis, rkFirefox)
+	h.clock.Advance(time.Minute)
+	for range token.MaxStepUps {
+		prWant(t, rkRefresh(h, refresh, rkTokyo, rkFirefox), http.StatusUnauthorized, "step_up_required")
+	}
+	prWant(t, rkRefresh(h, refresh, rkTokyo, rkFirefox), http.StatusUnauthorized, "risk_denied")
+	if r := rkRefresh(h, refresh, rkParis, rkFirefox); r.status != http.StatusUnauthorized {
+		t.Fatalf("the session survived: %d %s", r.status, r.body)
 	}
 }

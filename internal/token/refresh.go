@@ -214,6 +214,12 @@ func (s *Service) rotate(r *http.Request, presented id.Secret, channel string) (
 			if s.Risk != nil {
 				a := s.assess(r, sess, now)
 				judged, judgedSess = &a, sess
+				if a.Decision == risk.StepUp && s.StepUps != nil {
+					if n, _ := s.StepUps.Reserve(ctx, "stepup:"+sess.ID); n > MaxStepUps {
+						a.Decision = risk.Deny
+						a.Reasons = append(a.Reasons, "step_up_retries")
+					}
+				}
 				switch a.Decision {
 				case risk.StepUp:
 					return errStepUp // nothing consumed: the token stays valid

@@ -72,9 +72,23 @@ type Deps struct {
 	// Risk scores each refresh against the session's last use; nil: no
 	// scoring.
 	Risk *risk.Engine
+	// StepUps counts the step-up answers of each session (a
+	// throttle.Backoff that only counts); past MaxStepUps the session is
+	// revoked as in the deny band, so a thief cannot retry the token from
+	// address after address. nil: no cap.
+	StepUps Counter
 	// OnRisk, if set, counts each risk decision (a metric).
 	OnRisk func(decision string)
 	Log    *slog.Logger
+}
+
+// MaxStepUps is how many step-up answers a session gets (per day) before
+// a further risky refresh revokes it.
+const MaxStepUps = 5
+
+// Counter counts attempts per key (throttle.Backoff).
+type Counter interface {
+	Reserve(ctx context.Context, key string) (n int64, wait time.Duration)
 }
 
 // Throttler decides rate limits (throttle.Throttle).
