@@ -360,10 +360,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.judge(r, u, mfa); err != nil {
+	moved, err := h.judge(r, u, mfa)
+	if err != nil {
 		// Refused for risk: the attempt stays counted, so confirmations
 		// of a password from elsewhere run into the account's protection.
 		return err
+	}
+	if moved {
+		// A known device in a new place is announced like a new device.
+		r = r.WithContext(context.WithValue(ctx, newPlaceKey{}, true))
 	}
 	// The password is right and may be used: its attempt is refunded
 	// (only now: an unverified account's right password must count as a

@@ -124,12 +124,13 @@ func (h *Handler) ClearFailures(ctx context.Context, emailKey string, ip netip.A
 // signedIn is the common end of every sign-in (password, code, link,
 // passkey, second factor): the owner is in, so the account's attempt
 // counts are cleared; a device that had not signed in to the account
-// before is told to its owner (unless st is quiet: a sign-up, a
+// before, or a password sign-in from a new place, is told to its owner (unless st is quiet: a sign-up, a
 // replacement session); and the device becomes known. It returns the
 // device token for native apps to keep.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, u *store.User, st *Start) string {
 	h.ClearFailures(r.Context(), u.EmailKey, httpx.ClientIP(r))
-	if !st.quiet && !h.Devices.Known(r, u.ID, u.PasswordHash) {
+	moved, _ := r.Context().Value(newPlaceKey{}).(bool)
+	if !st.quiet && (moved || !h.Devices.Known(r, u.ID, u.PasswordHash)) {
 		h.Notify.NewDeviceSignIn(r, u, st.session.ID, st.session.Location)
 	}
 	return h.Devices.Remember(w, r, u.ID, u.PasswordHash)
@@ -151,19 +152,23 @@ const (
 // e-mailed code, a link or a passkey signs in instead — and its owner is
 // told that the password was used. A first sign-in (no sign-in in
 // historyAge) is not scored.
-func (h *Handler) judge(r *http.Request, u *store.User, mfa bool) error {
+//
+// moved reports a sign-in allowed from a place away from the account's
+// last one (50 km or more, or no longer placeable), which its owner is
+// told of even from a known device.
+func (h *Handler) judge(r *http.Request, u *store.User, mfa bool) (moved bool, err error) {
 	if h.Risk == nil {
-		return nil
+		return false, nil
 	}
 	ctx := r.Context()
 	now := h.Sessions.Now()
 	history, err := h.history(ctx, u.ID, now)
 	if err != nil {
 		h.Log.WarnContext(ctx, "account: risk history unavailable; not scored", slog.Any("error", err))
-		return nil
+		return false, nil
 	}
 	if len(history) == 0 {
-		return nil
+		return false, nil
 	}
 	device := ""
 	if h.Devices.Known(r, u.ID, u.PasswordHash) {
@@ -179,7 +184,7 @@ func (h *Handler) judge(r *http.Request, u *store.User, mfa bool) error {
 		h.OnRisk(a.Decision.String())
 	}
 	if a.Decision == risk.Allow {
-		return nil
+		return false, nil
 	}
 	e := audit.New(r, now, audit.RiskAssessed, u.ID, "")
 	audit.With(e, "on", "sign_in")
@@ -188,10 +193,20 @@ func (h *Handler) judge(r *http.Request, u *store.User, mfa bool) error {
 	audit.Append(ctx, h.DB.Audit(), h.Log, audit.With(e, "reasons", strings.Join(a.Reasons, " ")))
 	if a.Decision >= risk.StepUp && !mfa {
 		h.Notify.PasswordUsed(r, u, risk.Place(cur.Loc))
-		return problem.ExtraProofRequired.WithDetail("This sign-in comes from an unusual place or device. Sign in with a code sent by e-mail, a sign-in link or a passkey.")
+		return false, problem.ExtraProofRequired.WithDetail("This sign-in comes from an unusual place or device. Sign in with a code sent by e-mail, a sign-in link or a passkey.")
 	}
-	return nil
+	for _, reason := range a.Reasons {
+		switch reason {
+		case risk.ReasonDistance50km, risk.ReasonDistance100km, risk.ReasonLocationUnknown, risk.ReasonImpossibleTravel:
+			return true, nil
+		}
+	}
+	return false, nil
 }
+
+// newPlaceKey marks a request whose sign-in judge found away from the
+// account's last place.
+type newPlaceKey struct{}
 
 // history is the account's last historySize sign-ins within historyAge,
 // read by type, so that other events (which anyone can cause, such as

@@ -330,3 +330,23 @@ func TestAttackStepUpRetriesRevokeTheSession(t *testing.T) {
 		t.Fatalf("the session survived: %d %s", r.status, r.body)
 	}
 }
+
+// TestKnownDeviceInNewPlaceIsAnnounced: the owner's own browser signing in
+// 80 km from the account's last sign-in is allowed, and announced like a
+// new device.
+func TestKnownDeviceInNewPlaceIsAnnounced(t *testing.T) {
+	h := rkHarness(t, "sqlite")
+	const email = "moving@example.com"
+	laptop := prFrom(h, rkParis)
+	mustStatus(t, laptop.signup(email, goodPassword), http.StatusCreated)
+	box := siMails(h)
+	mustStatus(t, laptop.login(email, goodPassword), http.StatusOK)
+	nmNoNotice(t, box, email, 0, "a sign-in of the device that signed up")
+	h.clock.Advance(24 * time.Hour)
+	laptop.headers["X-Forwarded-For"] = rkChartres
+	mustStatus(t, laptop.login(email, goodPassword), http.StatusOK)
+	m, _ := nmNotice(t, box, email)
+	if !strings.Contains(m.Text, "Chartres, FR") {
+		t.Errorf("the notice does not name the place:\n%s", m.Text)
+	}
+}
